@@ -1,0 +1,1 @@
+"""Tasks and data: Omniglot (pinned split and preprocessing), episodes, the quadratic task."""

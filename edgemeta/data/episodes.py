@@ -1,0 +1,122 @@
+"""Episodes for meta-learning: `ways` classes, a few instances each, shuffled, fresh labels.
+
+At step t the learner sees image x_t and the one-hot label of x_{t-1} (zeros at t = 0) and must
+predict y_t. Labels are a fresh random assignment every episode, so the weights cannot memorise
+classes: they have to learn how to learn them from the label that arrives one step late.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Episodes:
+    images: np.ndarray  # (B, T, S, S) float32, ink = 1.0
+    labels: np.ndarray  # (B, T) int64, in [0, num_classes)
+    instance: np.ndarray  # (B, T) int64, 1-based: how many times this class has been shown so far
+    ways: int
+
+    @property
+    def steps(self) -> int:
+        return self.labels.shape[1]
+
+
+def instance_index(labels: np.ndarray) -> np.ndarray:
+    """(B, T) labels -> (B, T) 1-based count of each label's appearances up to and including t."""
+    onehot = labels[..., None] == np.arange(labels.max() + 1)
+    return (np.cumsum(onehot, axis=1) * onehot).sum(-1)
+
+
+def shift_labels(labels: np.ndarray) -> np.ndarray:
+    """The label offset of the paper: the input at step t carries y_{t-1}; -1 (no label) at t = 0."""
+    prev = np.full_like(labels, -1)
+    prev[:, 1:] = labels[:, :-1]
+    return prev
+
+
+class EpisodeSampler:
+    """Draws batches of episodes from a set of classes, seeded by the caller's generator.
+
+    images: (n_classes, drawings, S, S) float32 of the classes this sampler may use.
+    num_classes: the learner's label space C (outputs); each episode uses `ways` <= C of them.
+    instances: examples per class (episode length = ways * instances), or
+    steps: a fixed episode length split as evenly as possible among the ways.
+    augment: the paper's augmentation: each class rotated by a random multiple of 90 degrees (a new
+      class), and each example shifted/rotated slightly.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        num_classes: int,
+        ways: int | tuple[int, int],
+        instances: int | None = None,
+        steps: int | None = None,
+        augment: bool = False,
+    ):
+        if (instances is None) == (steps is None):
+            raise ValueError("give exactly one of instances or steps")
+        self.images = images
+        self.num_classes = num_classes
+        self.ways_range = (ways, ways) if isinstance(ways, int) else tuple(ways)
+        lo, hi = self.ways_range
+        if not 1 <= lo <= hi <= num_classes:
+            raise ValueError(f"ways {self.ways_range} must lie in [1, num_classes={num_classes}]")
+        if hi > len(images):
+            raise ValueError(f"ways {hi} exceeds the {len(images)} classes available")
+        self.instances = instances
+        self.steps = steps
+        self.augment = augment
+
+    def sample(self, batch: int, rng: np.random.Generator) -> Episodes:
+        lo, hi = self.ways_range
+        ways = int(rng.integers(lo, hi + 1))
+        if self.instances is not None:
+            counts = np.full(ways, self.instances)
+        else:
+            counts = np.full(ways, self.steps // ways)
+            counts[: self.steps % ways] += 1
+        steps = int(counts.sum())
+        size = self.images.shape[-1]
+        n_drawings = self.images.shape[1]
+        out = np.empty((batch, steps, size, size), dtype=np.float32)
+        labels = np.empty((batch, steps), dtype=np.int64)
+        for b in range(batch):
+            classes = rng.choice(len(self.images), size=ways, replace=False)
+            label_of = rng.choice(self.num_classes, size=ways, replace=False)
+            cls_seq = np.repeat(np.arange(ways), rng.permutation(counts) if self.instances is None else counts)
+            cls_seq = cls_seq[rng.permutation(steps)]
+            # distinct drawings per class while they last (20 per Omniglot character)
+            drawing = np.empty(steps, dtype=np.int64)
+            for k in range(ways):
+                where = np.flatnonzero(cls_seq == k)
+                reps = -(-len(where) // n_drawings)
+                drawing[where] = np.concatenate([rng.permutation(n_drawings) for _ in range(reps)])[: len(where)]
+            imgs = self.images[classes[cls_seq], drawing]
+            if self.augment:
+                quarter = rng.integers(0, 4, size=ways)[cls_seq]
+                for q in (1, 2, 3):
+                    sel = quarter == q
+                    imgs[sel] = np.rot90(imgs[sel], k=q, axes=(1, 2))
+                imgs = jitter(imgs, rng)
+            out[b] = imgs
+            labels[b] = label_of[cls_seq]
+        return Episodes(images=out, labels=labels, instance=instance_index(labels), ways=ways)
+
+
+def jitter(images: np.ndarray, rng: np.random.Generator, max_shift: float = 1.5, max_degrees: float = 10.0) -> np.ndarray:
+    """Small random rotation and translation of each (S, S) image, as in the paper's augmentation."""
+    import cv2
+
+    size = images.shape[-1]
+    centre = ((size - 1) / 2, (size - 1) / 2)
+    out = np.empty_like(images)
+    angles = rng.uniform(-max_degrees, max_degrees, len(images))
+    shifts = rng.uniform(-max_shift, max_shift, (len(images), 2))
+    for i, img in enumerate(images):
+        m = cv2.getRotationMatrix2D(centre, angles[i], 1.0)
+        m[:, 2] += shifts[i]
+        out[i] = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return out

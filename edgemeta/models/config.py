@@ -1,0 +1,69 @@
+"""Model configuration: one dataclass, serialised as plain JSON inside checkpoints and exports."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from edgemeta import EdgemetaError
+
+ARCHS = ("mann", "lstm")
+ENCODERS = ("flat", "conv")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "mann"  # "mann" (LSTM controller + LRUA memory) or "lstm" (no external memory)
+    image_size: int = 20  # S: the learner's input is [B, 1, S, S], ink = 1.0
+    num_classes: int = 5  # C: size of the label space (logits and prev_label)
+    encoder: str = "flat"  # "flat": raw pixels into the controller (the paper); "conv": a small CNN first
+    conv_channels: tuple[int, ...] = (16, 32, 64)  # conv encoder: channels per 3x3 conv + 2x2 max-pool block
+    embedding: int = 128  # conv encoder: output features
+    controller: int = 200  # LSTM controller units (paper: 200)
+    memory_slots: int = 128  # external memory rows (paper: 128)
+    memory_width: int = 40  # external memory row width (paper: 40)
+    read_heads: int = 4  # read heads; LRUA writes with as many write heads (paper: 4)
+    gamma: float = 0.95  # usage decay of LRUA
+    novelty: bool = False  # add a `novelty` head trained to fire on the first instance of a class
+
+    def __post_init__(self) -> None:
+        self.conv_channels = tuple(int(c) for c in self.conv_channels)
+        if self.arch not in ARCHS:
+            raise EdgemetaError(f"unknown model arch {self.arch!r}; valid: {', '.join(ARCHS)}")
+        if self.encoder not in ENCODERS:
+            raise EdgemetaError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
+        for name in ("image_size", "num_classes", "controller", "memory_slots", "memory_width", "read_heads"):
+            if int(getattr(self, name)) < 1:
+                raise EdgemetaError(f"model option {name} must be >= 1, got {getattr(self, name)}")
+        if self.read_heads > self.memory_slots:
+            raise EdgemetaError("read_heads must not exceed memory_slots")
+        if not 0.0 < self.gamma <= 1.0:
+            raise EdgemetaError(f"gamma must lie in (0, 1], got {self.gamma}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["conv_channels"] = list(self.conv_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise EdgemetaError(f"model config has unknown keys {unknown}; valid: {sorted(known)}")
+        return cls(**d)
+
+
+# Named presets: what `--model NAME` means.
+PRESETS: dict[str, dict] = {
+    # Santoro et al. 2016, Omniglot: 20x20 pixels, 5 classes, LSTM(200) + 128x40 memory, 4 heads.
+    "mann": dict(arch="mann", image_size=20, num_classes=5, encoder="flat"),
+    # The paper's LSTM baseline: same input protocol, no external memory.
+    "lstm": dict(arch="lstm", image_size=20, num_classes=5, encoder="flat"),
+    # The product learner for the live demo: CNN encoder, up to 10 classes, novelty head.
+    "default": dict(arch="mann", image_size=28, num_classes=10, encoder="conv", novelty=True),
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise EdgemetaError(f"unknown model {name!r}; valid: {', '.join(PRESETS)}")
+    return ModelConfig(**{**PRESETS[name], **overrides})

@@ -1,0 +1,98 @@
+"""The learner interface: one step with explicit, named state; training unrolls that same step.
+
+    step(image, prev_label, state) -> outputs   (outputs: logits, optional novelty, next state)
+
+State is a dict of float32 tensors, batch first, whose names drive export and runtime
+(input `<s>`, output `<s>_out`). All-zero state is a fresh learner: every step handles
+the zero memory and zero usage with epsilons and tie-breaks instead of special cases.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgemeta.models.config import ModelConfig
+from edgemeta.models.encoder import build_encoder
+
+
+class LSTMController(nn.Module):
+    """A plain LSTM cell, written out so export yields MatMul/Sigmoid/Tanh (TensorRT-friendly)."""
+
+    def __init__(self, in_features: int, hidden: int):
+        super().__init__()
+        self.hidden = hidden
+        self.gates = nn.Linear(in_features + hidden, 4 * hidden)
+        with torch.no_grad():  # forget-gate bias 1: remember by default, the usual LSTM trick
+            self.gates.bias[hidden : 2 * hidden].fill_(1.0)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        i, f, g, o = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class StepLearner(nn.Module):
+    """Base class: encoder + recurrent core; subclasses define `state_shapes` and `core`."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg)
+
+    # --- state -----------------------------------------------------------------------------
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape without the batch axis, in the pinned order used by export."""
+        raise NotImplementedError
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(self.state_shapes())
+
+    def zero_state(self, batch: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        device = device or next(self.parameters()).device
+        return {n: torch.zeros((batch, *s), device=device) for n, s in self.state_shapes().items()}
+
+    # --- one step --------------------------------------------------------------------------
+    def core(self, features: torch.Tensor, prev_label: torch.Tensor, state: dict[str, torch.Tensor]):
+        """-> (logits [B, C], novelty logit [B, 1] or None, next state)."""
+        raise NotImplementedError
+
+    def step(self, image: torch.Tensor, prev_label: torch.Tensor, state: dict[str, torch.Tensor]):
+        return self.core(self.encoder(image), prev_label, state)
+
+    # --- a whole episode -------------------------------------------------------------------
+    def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor, state: dict[str, torch.Tensor] | None = None):
+        """images [B, T, 1, S, S], prev_labels [B, T, C] -> logits [B, T, C], novelty [B, T] or None, state.
+
+        The encoder runs on all T images at once (it has no state), then the core steps through time.
+        """
+        b, t = images.shape[:2]
+        feats = self.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
+        state = self.zero_state(b, images.device) if state is None else state
+        logits, novelty = [], []
+        for i in range(t):
+            lg, nv, state = self.core(feats[:, i], prev_labels[:, i], state)
+            logits.append(lg)
+            if nv is not None:
+                novelty.append(nv)
+        nov = torch.cat(novelty, dim=1) if novelty else None
+        return torch.stack(logits, dim=1), nov, state
+
+
+class LSTMLearner(StepLearner):
+    """The paper's LSTM baseline: controller only, logits from h."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.controller = LSTMController(self.encoder.out_features + cfg.num_classes, cfg.controller)
+        self.out = nn.Linear(cfg.controller, cfg.num_classes)
+        self.novelty = nn.Linear(cfg.controller, 1) if cfg.novelty else None
+
+    def state_shapes(self):
+        return {"h": (self.cfg.controller,), "c": (self.cfg.controller,)}
+
+    def core(self, features, prev_label, state):
+        h, c = self.controller(torch.cat([features, prev_label], dim=1), state["h"], state["c"])
+        nov = self.novelty(h) if self.novelty is not None else None
+        return self.out(h), nov, {"h": h, "c": c}

@@ -35,7 +35,7 @@ class MANNLearner(StepLearner):
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         n, w, heads = cfg.memory_slots, cfg.memory_width, cfg.read_heads
-        self.controller = LSTMController(self.encoder.out_features + cfg.num_classes + heads * w, cfg.controller)
+        self.controller = LSTMController(self.encoder.out_features + cfg.num_classes, heads * w, cfg.controller)
         self.heads = nn.Linear(cfg.controller, heads * (w + 2))
         self.out = nn.Linear(cfg.controller + heads * w, cfg.num_classes)
         self.novelty = nn.Linear(cfg.controller + heads * w, 1) if cfg.novelty else None
@@ -52,10 +52,10 @@ class MANNLearner(StepLearner):
             "usage": (c.memory_slots,),
         }
 
-    def core(self, features, prev_label, state):
+    def core(self, x_proj, state):
         cfg = self.cfg
         heads, w = cfg.read_heads, cfg.memory_width
-        h, c = self.controller(torch.cat([features, prev_label, state["read"]], dim=1), state["h"], state["c"])
+        h, c = self.controller(x_proj, torch.cat([state["h"], state["read"]], dim=1), state["c"])
 
         p = self.heads(h).reshape(-1, heads, w + 2)
         keys = torch.tanh(p[..., :w])  # [B, H, W]

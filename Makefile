@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Omniglot: the shared copy beside this checkout unless EDGEMETA_DATA says otherwise.
+export EDGEMETA_DATA ?= $(abspath ../shared/data/omniglot)
+
+.PHONY: install demo train-quick test test-fast clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	$(BIN)/pip install -e '.[train,dev]'
+	touch $@
+
+# The main job on an embedded default: no camera, no download.
+demo: install
+	$(BIN)/edgemeta train --model mann --out runs/quick --episodes 3200 --batch-size 32 \
+		--val-every 50 --val-episodes 100 --eval-episodes 300
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

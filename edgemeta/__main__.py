@@ -1,0 +1,5 @@
+import sys
+
+from edgemeta.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `edgemeta` subcommand, each defining `command`. Heavy imports go inside the command."""

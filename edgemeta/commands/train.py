@@ -1,0 +1,73 @@
+"""`edgemeta train`: meta-train a learner on a task."""
+from __future__ import annotations
+
+import click
+
+from edgemeta.commands.options import WaysRange, data_option
+
+TASKS = ("omniglot", "quadratic")
+# Per-model training defaults; any option given on the command line wins.
+MODEL_DEFAULTS = {
+    "mann": dict(ways=(5, 5), instances=10, steps=None),
+    "lstm": dict(ways=(5, 5), instances=10, steps=None),
+    "default": dict(ways=(2, 10), instances=None, steps=100),
+}
+
+
+@click.command()
+@click.option("--task", type=click.Choice(TASKS), default="omniglot", show_default=True, help="What to meta-learn.")
+@data_option
+@click.option("--model", "model_name", type=click.Choice(["mann", "lstm", "default"]), default="mann", show_default=True,
+              help="Learner preset: the paper's MANN, the paper's LSTM baseline, or the product learner.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory (checkpoints, metrics).")
+@click.option("--ways", type=WaysRange(), default=None, help="Classes per episode: N or MIN-MAX. [model's default]")
+@click.option("--instances", type=click.IntRange(1, 20), default=None, help="Examples per class. [model's default]")
+@click.option("--steps", type=click.IntRange(2, 1000), default=None, help="Fixed episode length instead of --instances.")
+@click.option("--episodes", type=click.IntRange(1), default=100_000, show_default=True, help="Training episodes in all.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Episodes per step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights and every episode.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(0, 256), default=0, help="torch CPU threads (0: torch's choice).")
+@click.option("--val-every", type=click.IntRange(1), default=200, show_default=True, help="Steps between validations.")
+@click.option("--val-episodes", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--ckpt-every", type=click.IntRange(1), default=100, show_default=True, help="Steps between checkpoints.")
+@click.option("--eval-episodes", type=click.IntRange(0), default=0, show_default=True,
+              help="After training, evaluate best.pt on this many meta-test episodes and print the paper's table.")
+@click.option("--no-augment", is_flag=True, help="Turn off the paper's rotation/jitter augmentation.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def command(task, data, model_name, out, ways, instances, steps, episodes, batch_size, lr, seed, device, threads,
+            val_every, val_episodes, ckpt_every, eval_episodes, no_augment, resume):
+    """Meta-train a learner: every episode brings new classes with freshly shuffled labels."""
+    from edgemeta import EdgemetaError
+
+    if task == "quadratic":
+        from edgemeta.quadratic import QuadraticConfig, train_quadratic
+
+        qcfg = QuadraticConfig(episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                               steps=steps or 50, threads=threads)
+        train_quadratic(qcfg, out, resume=resume)
+        return
+
+    from edgemeta.models import preset
+    from edgemeta.train import TrainConfig, train
+
+    defaults = MODEL_DEFAULTS[model_name]
+    if steps is not None and instances is not None:
+        raise EdgemetaError("give --instances or --steps, not both")
+    if steps is None and instances is None:
+        instances, steps = defaults["instances"], defaults["steps"]
+    model_cfg = preset(model_name)
+    cfg = TrainConfig(
+        task=task, model=model_name, ways=ways or defaults["ways"], instances=instances, steps=steps,
+        episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every, val_episodes=val_episodes,
+        ckpt_every=ckpt_every, device=device, threads=threads, data=data, augment=not no_augment,
+    )
+    try:
+        train(model_cfg, cfg, out, resume=resume)
+    except KeyboardInterrupt:
+        raise SystemExit(130)
+    if eval_episodes:
+        from edgemeta.commands.evaluate import run_eval
+
+        run_eval(out, data=data, ways=5, instances=10, episodes=eval_episodes, seed=seed, device=device)

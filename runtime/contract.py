@@ -1,0 +1,45 @@
+"""The exported learner's contract, shared by export (which writes it) and runtime (which checks it).
+
+Graph inputs:  image [B,1,S,S] float32 (ink = 1.0), prev_label [B,C] float32 (one-hot of the previous
+               committed step's label, zeros for none), then one input per state tensor, named after it.
+Graph outputs: logits [B,C], then `<s>_out` for every state input `<s>` (same shape), then optional
+               novelty [B,1] (probability that the image shows a class not taught yet).
+Only the batch axis is dynamic. All-zero state is a fresh learner. Opset 17.
+The quadratic-task learner: inputs x [B,2], prev_target [B,1], state; outputs prediction [B,1], state.
+Metadata: JSON under metadata_props key "edgemeta" with at least REQUIRED_METADATA.
+"""
+from __future__ import annotations
+
+FORMAT = 1
+OPSET = 17
+METADATA_KEY = "edgemeta"
+BATCH_AXIS = "batch"
+
+IMAGE = "image"
+PREV_LABEL = "prev_label"
+LOGITS = "logits"
+NOVELTY = "novelty"
+
+# quadratic-task learner
+X = "x"
+PREV_TARGET = "prev_target"
+PREDICTION = "prediction"
+
+REQUIRED_METADATA = (
+    "format",  # int: this contract's version
+    "name",  # "mann", "default", ...
+    "task",  # "omniglot", "quadratic"
+    "num_classes",  # C
+    "input_size",  # S
+    "preprocess",  # id of the pinned preprocessing (edgemeta.runtime.preprocess.PREPROCESS_ID)
+    "state",  # [{"name": ..., "shape": [..., without batch]}] in graph order
+    "config",  # the training run's model and train configs
+    "eval",  # its evaluation table (may be {} for an unevaluated learner)
+    "model_id",  # sha256 of the weights (first 16 hex digits): matches saved runtime state to the model
+    "episode_steps",  # episode length the learner was meta-trained on (the runtime warns past it)
+)
+
+
+def state_out(name: str) -> str:
+    """The output that carries state input `name` to the next step."""
+    return f"{name}_out"

@@ -1,0 +1,52 @@
+"""Shared fixtures; hardware-dependent markers skip with a reason where the hardware is missing."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("EDGEMETA_DATA", REPO.parent / "shared" / "data" / "omniglot"))
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY")) or shutil.which("Xvfb") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons = {
+        "gpu": None if _has_cuda() else "no CUDA GPU visible to torch",
+        "trt": None if importlib.util.find_spec("tensorrt") else "TensorRT not installed (pip install edgemeta[trt] on a GPU device)",
+        "camera": None if Path("/dev/video0").exists() else "no camera at /dev/video0",
+        "gui": None if _has_display() else "no display and no Xvfb (apt-get install xvfb)",
+    }
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA / "images_background.zip").exists() and not (DATA / "images_background").exists():
+        pytest.skip(f"Omniglot not found at {DATA}; set EDGEMETA_DATA")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def omniglot(data_dir):
+    from edgemeta.data.omniglot import load_omniglot
+
+    return load_omniglot(data_dir)

@@ -52,7 +52,7 @@ def cli():
 
 def main(argv=None) -> int:
     try:
-        cli.main(args=argv, standalone_mode=False)
+        rv = cli.main(args=argv, standalone_mode=False)
     except EdgemetaError as e:
         click.echo(f"error: {e}", err=True)
         return 1
@@ -66,7 +66,8 @@ def main(argv=None) -> int:
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
-    return 0
+    # without standalone mode click returns ctx.exit(n)'s code instead of raising
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class TrainConfig:
     augment: bool = True  # the paper's augmentation (90-degree class rotations, small jitter)
     seed: int = 0  # seeds weights and every episode
     val_every: int = 200  # optimizer steps between validations (and best-checkpoint updates)
-    val_episodes: int = 500  # validation episodes (5-way 10-instance on validation classes)
+    val_episodes: int = 500  # validation episodes (5-way, or C-way if C < 5; 10 instances; validation classes)
     ckpt_every: int = 100  # optimizer steps between last-checkpoint saves
     device: str = "auto"  # cpu | cuda | auto
     threads: int = 0  # torch CPU threads, 0 = torch's default
@@ -185,8 +185,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
             bar.update(1)
             metrics = {"step": step, "loss": run_loss, "train_acc": run_acc, "episodes_per_s": eps, "best_val": best}
             if step % cfg.val_every == 0 or step == total:
-                val = accuracy_by_instance(learner, task.validation_images, 5, 10, cfg.val_episodes, seed=cfg.seed + 1,
-                                           device=str(device))
+                val = accuracy_by_instance(learner, task.validation_images, min(5, model_cfg.num_classes), 10,
+                                           cfg.val_episodes, seed=cfg.seed + 1, device=str(device))
                 score = float(np.mean(val["accuracy"][1:]))  # instances 2..10: what few-shot learning is about
                 metrics.update(val=val["accuracy"], val_score=score, elapsed_s=time.perf_counter() - t0)
                 history.append(metrics)

@@ -68,6 +68,7 @@ def export_step(learner, path: str | Path, metadata: dict, batch: int = 2) -> Pa
             dynamic_axes=dynamic, opset_version=contract.OPSET, do_constant_folding=True, dynamo=False,
         )
         model = onnx.load(str(tmp))
+        pin_output_shapes(model, output_shapes(learner))
         meta = {
             "format": contract.FORMAT,
             "num_classes": cfg.num_classes,
@@ -84,3 +85,24 @@ def export_step(learner, path: str | Path, metadata: dict, batch: int = 2) -> Pa
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
     return Path(path)
+
+
+def output_shapes(learner) -> dict[str, tuple[int, ...]]:
+    """Output name -> shape without the batch axis, as the contract pins it."""
+    shapes = {contract.LOGITS: (learner.cfg.num_classes,)}
+    shapes.update({contract.state_out(n): tuple(s) for n, s in learner.state_shapes().items()})
+    if getattr(learner, "novelty", None) is not None:
+        shapes[contract.NOVELTY] = (1,)
+    return shapes
+
+
+def pin_output_shapes(model, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Declare every output as [batch, *shapes[name]]: the tracer leaves some axes symbolic
+    ("Addc_out_dim_1"), and the contract fixes every axis but batch. onnx.checker's full check
+    (strict shape inference) then proves the declared shapes are what the graph computes."""
+    for value in model.graph.output:
+        dims = value.type.tensor_type.shape.dim
+        del dims[:]
+        dims.add().dim_param = contract.BATCH_AXIS
+        for size in shapes[value.name]:
+            dims.add().dim_value = int(size)

@@ -43,3 +43,12 @@ REQUIRED_METADATA = (
 def state_out(name: str) -> str:
     """The output that carries state input `name` to the next step."""
     return f"{name}_out"
+
+
+# Files of an export directory (`edgemeta export CHECKPOINT --out DIR`).
+ONNX_FILE = "learner.onnx"  # the float32 step: every runtime reads this one
+ONNX_FP16_FILE = "learner.fp16.onnx"  # --fp16 without --trt: float16 inside, float32 inputs/outputs
+ENGINE_FILE = "learner.engine"  # --trt: a serialized TensorRT engine for the GPU it was built on
+ENGINE_LOG_FILE = "learner.engine.log"  # --trt: TensorRT's build log
+MODEL_CARD_FILE = "README.md"  # shapes, parity numbers and evaluation table, for people
+EXPORT_REPORT_FILE = "export.json"  # the same as JSON, with file hashes; written last

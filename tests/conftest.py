@@ -8,6 +8,17 @@ from pathlib import Path
 
 import pytest
 
+# One thread per test process: CI and dev boxes have 2 cores, and several thread pools spinning
+# against each other (torch's OpenMP, onnxruntime's) slow a contended machine down by 10x or more.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # runtime-only installs test without torch
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGEMETA_DATA", REPO.parent / "shared" / "data" / "omniglot"))
 

@@ -23,6 +23,10 @@ class ModelConfig:
     read_heads: int = 4  # read heads; LRUA writes with as many write heads (paper: 4)
     gamma: float = 0.95  # usage decay of LRUA
     novelty: bool = False  # add a `novelty` head trained to fire on the first instance of a class
+    # Label-aligned writes: each memory row also stores the label that arrived one step late, written
+    # together with the previous step's key, so a read returns the label of similar past inputs.
+    # False gives the paper's exact LRUA (slower to learn: the LSTM must carry x_{t-1} to bind it to y_{t-1}).
+    label_memory: bool = True
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)

@@ -65,14 +65,15 @@ class StepLearner(nn.Module):
         return {n: torch.zeros((batch, *s), device=device) for n, s in self.state_shapes().items()}
 
     # --- one step --------------------------------------------------------------------------
-    def core(self, x_proj: torch.Tensor, state: dict[str, torch.Tensor]):
-        """x_proj = self.controller.project([features, prev_label]) ->
+    def core(self, features: torch.Tensor, x_proj: torch.Tensor, prev_label: torch.Tensor, state: dict[str, torch.Tensor]):
+        """features = encoder(image); x_proj = controller.project([features, prev_label]) ->
         (logits [B, C], novelty logit [B, 1] or None, next state)."""
         raise NotImplementedError
 
     def step(self, image: torch.Tensor, prev_label: torch.Tensor, state: dict[str, torch.Tensor]):
-        x_proj = self.controller.project(torch.cat([self.encoder(image), prev_label], dim=1))
-        return self.core(x_proj, state)
+        features = self.encoder(image)
+        x_proj = self.controller.project(torch.cat([features, prev_label], dim=1))
+        return self.core(features, x_proj, prev_label, state)
 
     # --- a whole episode -------------------------------------------------------------------
     def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor, state: dict[str, torch.Tensor] | None = None):
@@ -86,7 +87,7 @@ class StepLearner(nn.Module):
         state = self.zero_state(b, images.device) if state is None else state
         logits, novelty = [], []
         for i in range(t):
-            lg, nv, state = self.core(x_proj[:, i], state)
+            lg, nv, state = self.core(feats[:, i], x_proj[:, i], prev_labels[:, i], state)
             logits.append(lg)
             if nv is not None:
                 novelty.append(nv)
@@ -106,7 +107,7 @@ class LSTMLearner(StepLearner):
     def state_shapes(self):
         return {"h": (self.cfg.controller,), "c": (self.cfg.controller,)}
 
-    def core(self, x_proj, state):
+    def core(self, features, x_proj, prev_label, state):
         h, c = self.controller(x_proj, state["h"], state["c"])
         nov = self.novelty(h) if self.novelty is not None else None
         return self.out(h), nov, {"h": h, "c": c}

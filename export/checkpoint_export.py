@@ -1,0 +1,298 @@
+"""`edgemeta export`: a checkpoint -> a checked export directory (ONNX step, optional fp16 variant or
+TensorRT engine, model card, export.json). Nothing is published unless every check passed."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+from edgemeta import EdgemetaError, __version__
+from edgemeta.runtime import contract
+
+from . import parity as P
+from .staging import staged_directory
+from .trt_ready import check_model, format_report
+
+PARITY_BATCH = 8  # episodes run side by side in the parity check (the issue asks for several)
+
+
+def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False, max_batch: int = 8,
+                      log: Callable[[str], None] = print, data=None) -> dict:
+    """Export CHECKPOINT (a run directory or .pt) into `out_dir`; returns the report written to export.json.
+
+    data: Omniglot directory for the parity episodes (default $EDGEMETA_DATA; synthetic drawings without).
+    """
+    from edgemeta.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    if trt:
+        from .tensorrt_engine import require_tensorrt
+
+        require_tensorrt()  # before any work: a missing TensorRT must not cost a whole export first
+    task = ckpt.get("task", "omniglot")
+    if task == "quadratic":
+        if trt or fp16:
+            raise EdgemetaError("--trt and --fp16 are not available for quadratic-task learners yet; export without them")
+        return _export_quadratic(ckpt, out_dir, log)
+    if task != "omniglot":
+        raise EdgemetaError(f"{ckpt['path']}: unknown task {task!r}; edgemeta exports omniglot and quadratic learners")
+    learner = _learner(ckpt)
+    with staged_directory(out_dir) as tmp, _torch_threads(1):
+        return _export_omniglot(ckpt, learner, Path(out_dir), tmp, trt, fp16, max_batch, log, data)
+
+
+def checkpoint_metadata(ckpt: dict) -> dict:
+    """The metadata keys that come from the checkpoint (export_step adds the ones read off the learner)."""
+    train = ckpt.get("train_config") or {}
+    ways, instances = train.get("ways"), train.get("instances")
+    episode_steps = train.get("steps") or (max(ways) * instances if ways and instances else None)
+    return {
+        "name": train.get("model") or "custom",
+        "task": ckpt.get("task", "omniglot"),
+        "preprocess": _preprocess_id(),
+        "config": {"model": ckpt["model_config"], "train": train},
+        "eval": _eval_table(ckpt),
+        "episode_steps": episode_steps,
+    }
+
+
+def _export_omniglot(ckpt, learner, out_dir: Path, tmp: Path, trt, fp16, max_batch, log, data) -> dict:
+    import onnx
+
+    from .onnx_export import export_step
+
+    onnx_path = tmp / contract.ONNX_FILE
+    export_step(learner, onnx_path, checkpoint_metadata(ckpt))
+    model = onnx.load(str(onnx_path))
+    _check_onnx(model, contract.ONNX_FILE)
+    meta = json.loads({p.key: p.value for p in model.metadata_props}[contract.METADATA_KEY])
+    readiness = check_model(model)
+    log(format_report(readiness))
+    if not readiness["ok"]:
+        raise EdgemetaError(f"{contract.ONNX_FILE} is not TensorRT-ready: {'; '.join(readiness['problems'])}; nothing was written")
+
+    shapes = learner.state_shapes()
+    steps = max(P.MIN_STEPS, meta["episode_steps"] or 0)
+    inputs = P.episode_inputs(learner.cfg.num_classes, learner.cfg.image_size, PARITY_BATCH, steps, data=data)
+    log(f"parity episodes: {PARITY_BATCH} x {steps} steps of {inputs.source}, label fed back one step late")
+    reference = P.run_episodes(P.torch_step(learner), shapes, inputs)
+    results = {"onnxruntime": _check_parity("onnxruntime (CPU)", reference,
+                                            P.run_episodes(P.onnxruntime_step(onnx_path), shapes, inputs), P.FP32, log)}
+    lines = [P.format_parity("onnxruntime (CPU)", results["onnxruntime"])]
+    if fp16 and not trt:
+        results["onnx_fp16"], line = _fp16_variant(model, learner, tmp, reference, inputs, log)
+        lines.append(line)
+    if trt:
+        results["tensorrt"], line = _engine(model, learner, tmp, inputs, max_batch, fp16, log)
+        lines.append(line)
+
+    report = {
+        "checkpoint": ckpt["path"],
+        "metadata": meta,
+        "parity_source": inputs.source,
+        "parity": results,
+        "parity_lines": lines,
+        "readiness": readiness,
+        "readiness_line": format_report(readiness),
+        "max_batch": max_batch,
+        "versions": _versions(trt),
+    }
+    _write_card_and_report(tmp, meta, model, report)
+    log(f"wrote {out_dir}: " + ", ".join(report["files"]) + f", {contract.EXPORT_REPORT_FILE}")
+    return report
+
+
+def _check_parity(backend, reference, candidate, tol, log) -> dict:
+    result = P.compare(reference, candidate, tol)
+    log(P.format_parity(backend, result))
+    if not result["passed"]:
+        raise EdgemetaError(f"{backend} parity check failed: {'; '.join(result['failures'])}; nothing was written")
+    return result
+
+
+def _fp16_variant(model, learner, tmp: Path, reference, inputs, log) -> tuple[dict, str]:
+    """learner.fp16.onnx: full float16 if it keeps parity, else float16 only in the stateless front."""
+    import onnx
+    import onnxruntime as ort
+
+    from .fp16 import state_path_nodes, to_float16
+
+    providers = ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    backend = f"fp16 onnxruntime ({providers[0].replace('ExecutionProvider', '')})"
+    path = tmp / contract.ONNX_FP16_FILE
+    result = None
+    for precision, keep in (("fp16", set()), ("fp16-front", state_path_nodes(model, learner.state_names))):
+        half = to_float16(model, keep)
+        _set_metadata(half, precision=precision)
+        _check_onnx(half, contract.ONNX_FP16_FILE)
+        onnx.save(half, str(path))
+        candidate = P.run_episodes(P.onnxruntime_step(path, providers), learner.state_shapes(), inputs)
+        result = P.compare(reference, candidate, P.FP16)
+        log(P.format_parity(f"{backend}, {precision}", result))
+        if result["passed"]:
+            return {"precision": precision, "provider": providers[0], **result}, P.format_parity(f"{backend}, {precision}", result)
+        log(f"{precision} loses parity; " + ("trying float16 in the stateless front only" if precision == "fp16" else "giving up"))
+    raise EdgemetaError(f"fp16 parity check failed: {'; '.join(result['failures'])}; nothing was written")
+
+
+def _engine(model, learner, tmp: Path, inputs, max_batch, fp16, log) -> tuple[dict, str]:
+    """learner.engine and its build log; with --fp16 the state path falls back to float32 if needed."""
+    from .fp16 import state_path_nodes
+    from .tensorrt_engine import EngineStep, build_engine
+
+    batch = min(PARITY_BATCH, max_batch)
+    sliced = P.EpisodeInputs(inputs.images[:batch], inputs.labels[:batch], inputs.prev_label[:batch], inputs.source)
+    reference = P.run_episodes(P.torch_step(learner), learner.state_shapes(), sliced)
+    keep = state_path_nodes(model, learner.state_names)
+    front = {o for node in model.graph.node if node.name not in keep for o in node.output}
+    attempts = [("fp16", None), ("fp16-front", front)] if fp16 else [("fp32", None)]
+    build_log: list[str] = []
+    result = None
+    for precision, fp16_tensors in attempts:
+        build_log.append(f"=== building {precision} engine, batch 1..{max_batch} ===")
+        log(f"building TensorRT engine ({precision}, batch 1..{max_batch}) ...")
+        engine = build_engine(tmp / contract.ONNX_FILE, max_batch, fp16, build_log, fp16_tensors)
+        candidate = P.run_episodes(EngineStep(engine, build_log), learner.state_shapes(), sliced)
+        result = P.compare(reference, candidate, P.FP16 if fp16 else P.FP32)
+        log(P.format_parity(f"TensorRT ({precision})", result))
+        (tmp / contract.ENGINE_LOG_FILE).write_text("\n".join(build_log) + "\n")
+        if result["passed"]:
+            (tmp / contract.ENGINE_FILE).write_bytes(engine)
+            return {"precision": precision, **result}, P.format_parity(f"TensorRT ({precision})", result)
+    raise EdgemetaError(f"TensorRT parity check failed: {'; '.join(result['failures'])}; nothing was written")
+
+
+def _write_card_and_report(tmp: Path, meta: dict, model, report: dict) -> None:
+    from .model_card import render
+
+    report["files"] = {f.name: _file_info(f) for f in sorted(tmp.iterdir())}
+    (tmp / contract.MODEL_CARD_FILE).write_text(render(meta, model, report))
+    report["files"][contract.MODEL_CARD_FILE] = _file_info(tmp / contract.MODEL_CARD_FILE)
+    # written last: a directory with export.json is a finished export
+    (tmp / contract.EXPORT_REPORT_FILE).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+
+
+def _export_quadratic(ckpt: dict, out_dir, log) -> dict:
+    """Quadratic-task learners export through edgemeta.quadratic; here they get the same checks and card."""
+    import onnx
+
+    from .onnx_export import pin_output_shapes
+
+    try:
+        from edgemeta.quadratic import export_quadratic
+    except ImportError:
+        raise EdgemetaError(f"{ckpt['path']} is a quadratic-task learner and this edgemeta cannot export those "
+                            "(edgemeta.quadratic.export_quadratic is missing); update edgemeta") from None
+    with staged_directory(out_dir) as tmp:
+        result = export_quadratic(ckpt, tmp) or {}
+        model = onnx.load(str(tmp / contract.ONNX_FILE))
+        meta = json.loads({p.key: p.value for p in model.metadata_props}[contract.METADATA_KEY])
+        # The tracer may leave output axes symbolic; declare them from the metadata (the full check
+        # below proves the declaration) so that only the batch axis is dynamic, as the contract says.
+        shapes = {contract.PREDICTION: (1,), **{contract.state_out(s["name"]): tuple(s["shape"]) for s in meta["state"]}}
+        if all(o.name in shapes for o in model.graph.output):
+            pin_output_shapes(model, shapes)
+            onnx.save(model, str(tmp / contract.ONNX_FILE))
+        _check_onnx(model, contract.ONNX_FILE)
+        readiness = check_model(model)
+        log(format_report(readiness))
+        if not readiness["ok"]:
+            raise EdgemetaError(f"{contract.ONNX_FILE} is not TensorRT-ready: {'; '.join(readiness['problems'])}; nothing was written")
+        numbers = result.get("parity", {})
+        line = "parity onnxruntime (CPU) vs PyTorch: " + ", ".join(
+            f"{k} {v:.1e}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
+        log(line)
+        report = {"checkpoint": ckpt["path"], "metadata": meta, "parity": {"onnxruntime": numbers}, "parity_lines": [line],
+                  "readiness": readiness, "readiness_line": format_report(readiness), "versions": _versions(False)}
+        _write_card_and_report(tmp, meta, model, report)
+    log(f"wrote {out_dir}")
+    return report
+
+
+def _learner(ckpt: dict):
+    from edgemeta.checkpoint import learner_from_checkpoint
+
+    try:
+        return learner_from_checkpoint(ckpt)
+    except EdgemetaError as e:
+        message = str(e)
+        raise EdgemetaError(message if ckpt["path"] in message else f"{ckpt['path']}: {message}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        raise EdgemetaError(f"{ckpt['path']}: its model config is damaged ({type(e).__name__}: {e}); re-train it") from None
+
+
+def _check_onnx(model, name: str) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)  # full_check: strict shape inference too
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise EdgemetaError(f"{name} fails onnx.checker: {' '.join(str(e).split())[:300]}; nothing was written") from None
+
+
+def _set_metadata(model, **extra) -> None:
+    for prop in model.metadata_props:
+        if prop.key == contract.METADATA_KEY:
+            prop.value = json.dumps({**json.loads(prop.value), **extra})
+
+
+def _eval_table(ckpt: dict) -> dict:
+    """eval.json beside the checkpoint when it evaluated this very step, else the last validation."""
+    path = Path(ckpt["path"]).parent / "eval.json"
+    if path.is_file():
+        try:
+            table = json.loads(path.read_text())
+        except (OSError, ValueError):
+            table = None
+        if isinstance(table, dict) and table.get("step", ckpt["step"]) == ckpt["step"]:
+            return table
+    val = (ckpt.get("metrics") or {}).get("val")
+    return {"split": "validation", "accuracy": val, "step": ckpt["step"]} if val else {}
+
+
+def _preprocess_id() -> str:
+    from edgemeta.runtime.preprocess import PREPROCESS_ID
+
+    return PREPROCESS_ID
+
+
+def _file_info(path: Path) -> dict:
+    data = path.read_bytes()
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _versions(trt: bool) -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    versions = {"edgemeta": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__}
+    if trt:
+        import tensorrt
+
+        versions["tensorrt"] = tensorrt.__version__
+    return versions
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in export.json")
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """One thread: a step is a few small matmuls, and extra threads mostly wait on each other."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

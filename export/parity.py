@@ -1,0 +1,214 @@
+"""Episode parity: the exported step, driven step by step with its state carried, must compute what
+the PyTorch learner computes.
+
+Every backend (PyTorch, ONNX Runtime, a TensorRT engine) is wrapped as a `step(feeds) -> outputs`
+function over the contract's names, and the same loop drives them all, so the comparison covers the
+state hand-over between steps too, not just a single call.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from edgemeta.runtime import contract
+
+StepFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+MIN_STEPS = 50
+MIN_BATCH = 4
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What "the same" means for a backend; a None bound is reported, not gated.
+
+    logits (and novelty): absolute. probabilities: on softmax(logits) and novelty.
+    state: absolute after scaling by max(1, max |reference|) of each tensor, because memory and usage
+    grow over an episode and rounding grows with them.
+    """
+
+    logits: float | None
+    probabilities: float | None
+    state: float | None
+    exact_predictions: bool
+
+    def describe(self) -> str:
+        parts = []
+        if self.logits is not None:
+            parts.append(f"|logits diff| <= {self.logits:g}")
+        if self.probabilities is not None:
+            parts.append(f"|probability diff| <= {self.probabilities:g} (so a prediction can only differ where the "
+                         f"reference's top two are within {2 * self.probabilities:g})")
+        if self.state is not None:
+            parts.append(f"|state diff| <= {self.state:g} x max(1, max|ref|)")
+        if self.exact_predictions:
+            parts.append("identical predictions")
+        return ", ".join(parts)
+
+
+FP32 = Tolerance(logits=1e-4, probabilities=None, state=1e-4, exact_predictions=True)
+# float16 keeps ~3 significant digits, too few for MANN's 1e-5 usage tie-breaks: the least-used slot
+# can flip between two near-equal slots, after which the memory holds the same content in another row
+# and the state tensors differ outright. What must stay is what the learner says: its probabilities.
+FP16 = Tolerance(logits=None, probabilities=0.05, state=None, exact_predictions=False)
+
+
+@dataclass
+class EpisodeInputs:
+    images: np.ndarray  # (B, T, 1, S, S) float32, ink = 1.0
+    labels: np.ndarray  # (B, T) int64
+    prev_label: np.ndarray  # (B, T, C) float32: one-hot of labels[:, t-1], zeros at t = 0
+    source: str  # where the images came from, for the report
+
+
+def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, data=None, seed: int = 0) -> EpisodeInputs:
+    """Episodes over all C labels: real meta-test drawings when Omniglot is available, else synthetic ones.
+
+    data: an Omniglot directory, or None for $EDGEMETA_DATA; synthetic drawings when neither is set.
+    """
+    from edgemeta.data.episodes import EpisodeSampler, shift_labels
+
+    rng = np.random.default_rng(seed)
+    data = data if data is not None else os.environ.get("EDGEMETA_DATA")
+    if data:
+        images, source = _omniglot_classes(data, num_classes, image_size, rng), "Omniglot meta-test drawings"
+    else:
+        images, source = _synthetic_classes(num_classes, image_size, rng), "synthetic drawings (no Omniglot given)"
+    episodes = EpisodeSampler(images, num_classes, num_classes, steps=steps).sample(batch, rng)
+    # the true label arrives one step late; shift_labels gives -1 (no label) at t = 0: an all-zero row
+    prev = (shift_labels(episodes.labels)[..., None] == np.arange(num_classes)).astype(np.float32)
+    return EpisodeInputs(episodes.images[:, :, None].astype(np.float32), episodes.labels, prev, source)
+
+
+def _omniglot_classes(data, ways: int, size: int, rng) -> np.ndarray:
+    """(ways, 20, S, S): drawings of random meta-test classes through the pinned preprocessing."""
+    from edgemeta.data.omniglot import DRAWINGS, RAW_SIZE, load_omniglot, split_classes
+    from edgemeta.runtime.preprocess import omniglot_batch_to_input
+
+    classes = np.sort(rng.choice(split_classes()["test"], size=ways, replace=False))
+    paper = load_omniglot(data).drawings(classes).reshape(-1, RAW_SIZE, RAW_SIZE)
+    return omniglot_batch_to_input(paper, size).reshape(ways, DRAWINGS, size, size)
+
+
+def _synthetic_classes(ways: int, size: int, rng) -> np.ndarray:
+    """(ways, 20, S, S): a random sparse ink pattern per class, each drawing with some pixels flipped."""
+    prototypes = rng.random((ways, 1, size, size)) < 0.2
+    flips = rng.random((ways, 20, size, size)) < 0.05
+    return (prototypes ^ flips).astype(np.float32)
+
+
+@dataclass
+class Trace:
+    logits: np.ndarray  # (B, T, C)
+    novelty: np.ndarray | None  # (B, T, 1)
+    state: dict[str, np.ndarray]  # final state after T steps
+
+
+def run_episodes(step: StepFn, state_shapes: dict[str, tuple[int, ...]], inputs: EpisodeInputs) -> Trace:
+    """Drive `step` through the episodes from a fresh (all-zero) state, carrying `<s>_out` into `<s>`."""
+    batch, steps = inputs.labels.shape
+    state = {n: np.zeros((batch, *s), dtype=np.float32) for n, s in state_shapes.items()}
+    logits, novelty = [], []
+    for t in range(steps):
+        out = step({contract.IMAGE: inputs.images[:, t], contract.PREV_LABEL: inputs.prev_label[:, t], **state})
+        logits.append(np.asarray(out[contract.LOGITS], dtype=np.float32))
+        if contract.NOVELTY in out:
+            novelty.append(np.asarray(out[contract.NOVELTY], dtype=np.float32))
+        state = {n: np.asarray(out[contract.state_out(n)], dtype=np.float32) for n in state_shapes}
+    return Trace(np.stack(logits, 1), np.stack(novelty, 1) if novelty else None, state)
+
+
+def compare(reference: Trace, candidate: Trace, tol: Tolerance) -> dict:
+    """Worst differences over every step (logits, probabilities, novelty) and the final state, and the verdict."""
+    logits_diff = float(np.abs(reference.logits - candidate.logits).max())
+    prob_diff = float(np.abs(_softmax(reference.logits) - _softmax(candidate.logits)).max())
+    novelty_diff = None
+    if reference.novelty is not None:
+        novelty_diff = float(np.abs(reference.novelty - candidate.novelty).max()) if candidate.novelty is not None else float("inf")
+    state_diff, state_bound = {}, {}
+    for name, ref in reference.state.items():
+        state_diff[name] = float(np.abs(ref - candidate.state[name]).max())
+        state_bound[name] = None if tol.state is None else tol.state * max(1.0, float(np.abs(ref).max()))
+    mismatches = int((reference.logits.argmax(-1) != candidate.logits.argmax(-1)).sum())
+    total = int(reference.logits.shape[0] * reference.logits.shape[1])
+
+    failures = []
+    for what, diff, bound in (("logits", logits_diff, tol.logits), ("probabilities", prob_diff, tol.probabilities),
+                              ("novelty", novelty_diff, tol.logits if tol.logits is not None else tol.probabilities)):
+        if diff is not None and bound is not None and not diff <= bound:
+            failures.append(f"{what} differ by {diff:.2e} > {bound:g}")
+    failures += [f"state {n} differs by {state_diff[n]:.2e} > {state_bound[n]:.2e}"
+                 for n in state_diff if state_bound[n] is not None and not state_diff[n] <= state_bound[n]]
+    if tol.exact_predictions and mismatches:
+        failures.append(f"{mismatches}/{total} predictions differ")
+    return {
+        "episodes": int(reference.logits.shape[0]),
+        "steps": int(reference.logits.shape[1]),
+        "logits_max_abs": logits_diff,
+        "probabilities_max_abs": prob_diff,
+        "novelty_max_abs": novelty_diff,
+        "state_max_abs": state_diff,
+        "state_bound": state_bound,
+        "prediction_mismatches": mismatches,
+        "predictions": total,
+        "tolerance": tol.describe(),
+        "passed": not failures,
+        "failures": failures,
+    }
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def format_parity(backend: str, result: dict) -> str:
+    diff, bound = result["state_max_abs"], result["state_bound"]
+    worst = max(diff, key=lambda n: diff[n] / (bound[n] or 1.0))  # the state tensor closest to its tolerance
+    state_bound = f", bound {bound[worst]:.1e}" if bound[worst] is not None else ", not gated"
+    novelty = "" if result["novelty_max_abs"] is None else f", novelty {result['novelty_max_abs']:.1e}"
+    verdict = "ok" if result["passed"] else "FAILED: " + "; ".join(result["failures"])
+    return (
+        f"parity {backend} vs PyTorch, {result['episodes']} episodes x {result['steps']} steps: "
+        f"max |logits diff| {result['logits_max_abs']:.1e} (probabilities {result['probabilities_max_abs']:.1e}{novelty}), "
+        f"max |state diff| {diff[worst]:.1e} ({worst}{state_bound}), "
+        f"predictions {result['predictions'] - result['prediction_mismatches']}/{result['predictions']} identical: {verdict}"
+    )
+
+
+# --- backends ------------------------------------------------------------------------------------
+def torch_step(learner) -> StepFn:
+    """The reference: the learner's own `step`, the very function the ONNX graph was traced from."""
+    import torch
+
+    from edgemeta.export.onnx_export import StepGraph, io_names
+
+    graph = StepGraph(learner.eval().cpu())
+    _, outputs = io_names(learner)
+
+    def step(feeds):
+        with torch.no_grad():
+            args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in [contract.IMAGE, contract.PREV_LABEL, *graph.names]]
+            return {name: t.numpy() for name, t in zip(outputs, graph(*args))}
+
+    return step
+
+
+def onnxruntime_step(model_path, providers=("CPUExecutionProvider",), threads: int = 1) -> StepFn:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # the fp16 variant warns about inserted casts; not news here
+    session = ort.InferenceSession(str(model_path), options, providers=list(providers))
+    names = [o.name for o in session.get_outputs()]
+    wanted = {i.name for i in session.get_inputs()}
+
+    def step(feeds):
+        return dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in wanted})))
+
+    return step
+

@@ -1,0 +1,92 @@
+"""Write an export directory as a whole: everything is built and checked in a hidden folder beside
+DIR and replaces DIR with renames only after every check passed.
+
+A failure (or Ctrl-C) removes the hidden folder and leaves DIR as it was; a finished export never
+mixes files of two exports. Only a directory that is new, empty or a previous export is replaced,
+so a mistyped --out cannot wipe someone's folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from edgemeta import EdgemetaError
+from edgemeta.runtime import contract
+
+
+@contextlib.contextmanager
+def staged_directory(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty hidden directory; on success it becomes `target` (replacing a previous export)."""
+    target = Path(target)
+    _check_replaceable(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise EdgemetaError(f"cannot write to {target}: {e.strerror or e}; pass a writable --out directory") from None
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            os.chmod(f, 0o666 & ~_umask())  # temp files are created private; exports are for sharing
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _swap_in(tmp, target)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EdgemetaError(f"cannot write to {target}: {e.strerror or e}; the previous contents were kept") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _check_replaceable(target: Path) -> None:
+    for ancestor in target.parents:  # the nearest existing folder above DIR must be one
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise EdgemetaError(f"cannot write to {target}: {ancestor} is a file, not a directory; pass another --out")
+            break
+    if target.exists() and not target.is_dir():
+        raise EdgemetaError(f"--out {target} exists and is not a directory; pass a directory")
+    if target.is_dir():
+        try:
+            entries = {p.name for p in target.iterdir()}
+        except OSError as e:
+            raise EdgemetaError(f"cannot read --out {target}: {e.strerror or e}") from None
+        if entries and contract.EXPORT_REPORT_FILE not in entries:
+            raise EdgemetaError(
+                f"--out {target} holds other files and no {contract.EXPORT_REPORT_FILE}; pass a new or empty "
+                "directory (a previous export is replaced as a whole)"
+            )
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    mode = target.stat().st_mode if target.is_dir() else 0o777 & ~_umask()
+    os.chmod(tmp, mode & 0o7777)  # mkdtemp made it private; it becomes the user's directory
+    if target.is_dir():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.rmdir(old)  # only the unique name is wanted
+        os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            os.rename(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, target)
+    with contextlib.suppress(OSError):  # make the renames durable
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,106 @@
+"""The headless demo's files: EVENTS.csv in (what a scripted user taught), LOG.jsonl out (what it saw).
+
+EVENTS.csv format: a header line `frame,label`, then one `FRAME,LABEL` per line: at source frame FRAME (0-based) the
+user taught class LABEL (0-based class index, the numbering of the demo's log). Blank lines and lines
+starting with `#` are ignored. Each frame appears at most once. Errors name the file and line.
+
+LOG.jsonl: one JSON object per processed frame, written to a hidden file beside the target and renamed
+over it when the run ends (also when it ends in an error, so a long device run keeps its log; an old log
+is only replaced by one with at least one record).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from edgemeta import EdgemetaError
+
+HEADER = ("frame", "label")
+
+
+def parse_events(text: str, source: str = "events", num_classes: int | None = None) -> dict[int, int]:
+    """`frame,label` CSV text -> {frame: label}; labels must be < num_classes when given."""
+    events: dict[int, int] = {}
+    header_seen = False
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        where = f"{source}:{lineno}"
+        if not header_seen:
+            if tuple(c.lower() for c in cells) != HEADER:
+                raise EdgemetaError(f"{where}: expected the header 'frame,label', found {line!r}")
+            header_seen = True
+            continue
+        if len(cells) != 2:
+            raise EdgemetaError(f"{where}: expected 'FRAME,LABEL' (two integers), found {line!r}")
+        try:
+            frame, label = int(cells[0]), int(cells[1])
+        except ValueError:
+            raise EdgemetaError(f"{where}: expected 'FRAME,LABEL' (two integers), found {line!r}") from None
+        if frame < 0:
+            raise EdgemetaError(f"{where}: frame {frame} is negative; frames count from 0")
+        if label < 0:
+            raise EdgemetaError(f"{where}: label {label} is negative; labels count from 0")
+        if num_classes is not None and label >= num_classes:
+            raise EdgemetaError(
+                f"{where}: label {label} is out of range for this model's {num_classes} classes "
+                f"(valid: 0-{num_classes - 1})"
+            )
+        if frame in events:
+            raise EdgemetaError(f"{where}: frame {frame} is taught twice; keep one line per frame")
+        events[frame] = label
+    if not header_seen:
+        raise EdgemetaError(f"{source}: empty events file; expected the header 'frame,label' and lines FRAME,LABEL")
+    return events
+
+
+def load_events(path: str | os.PathLike, num_classes: int | None = None) -> dict[int, int]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EdgemetaError(f"events file {path} does not exist; write one with the header 'frame,label'") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise EdgemetaError(f"cannot read events file {path}: {e}") from None
+    return parse_events(text, source=str(path), num_classes=num_classes)
+
+
+class JsonlLog:
+    """Append JSON records to a temporary file; close() publishes it atomically at `path`."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.tmp = Path(tmp)
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+        os.chmod(self.tmp, _file_mode())  # mkstemp makes 0600; the published file should be like any other
+        self.records = 0
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.records += 1
+
+    def close(self) -> Path | None:
+        """Publish the log (None, and the old file kept, when nothing was written)."""
+        if self.file.closed:
+            return None
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        if not self.records:
+            self.tmp.unlink(missing_ok=True)
+            return None
+        os.replace(self.tmp, self.path)
+        return self.path
+
+
+def _file_mode() -> int:
+    """The mode open() would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -1,0 +1,355 @@
+"""The live few-shot learner: teach it a few examples, it names what it sees. No backprop, no torch.
+
+The protocol follows the label offset of meta-training: at every step the learner sees an image and
+the one-hot label of the previous *committed* image. So:
+
+- `teach(image, label)` runs a step with the pending label, commits the new state, and makes
+  `label` the pending label: it enters the learner together with the next committed image;
+- `predict(image)` runs a step from the committed state and pending label and returns class
+  probabilities without committing anything, so watching a scene for hours changes nothing
+  that was taught.
+
+    from edgemeta.runtime import Learner
+    with Learner.load("learner.onnx") as learner:
+        learner.teach(card_a, 0)
+        learner.teach(card_b, 1)
+        p = learner.predict(frame_image)      # p.label, p.confidence, p.probs
+        learner.save_state("state.npz")
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgemeta import EdgemetaError
+from edgemeta.runtime.contract_check import check_learner
+from edgemeta.runtime.state_file import LearnerState, check_state, load_state_file, save_state_file
+
+LEARNERS_DIR = Path(__file__).resolve().parent / "learners"  # shipped learners: learners/<name>.onnx
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+BACKENDS = ("auto", "ort", "trt")
+
+
+class EpisodeLengthWarning(UserWarning):
+    """More examples were taught than the learner saw in its training episodes."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One step's output for B streams: softmax over all C classes, its argmax and maximum."""
+
+    probs: np.ndarray  # (B, C) float32
+    label: np.ndarray  # (B,) int64
+    confidence: np.ndarray  # (B,) float32, probs[label]
+    novelty: np.ndarray | None  # (B,) float32: probability the image shows an untaught class; None without that head
+    logits: np.ndarray  # (B, C) float32
+
+
+def shipped_learners() -> list[str]:
+    return sorted(p.stem for p in LEARNERS_DIR.glob("*.onnx")) if LEARNERS_DIR.is_dir() else []
+
+
+def resolve_learner(model: str | os.PathLike, backend: str = "auto") -> Path:
+    """A path to learner.onnx/.engine, an export directory holding one, or a shipped learner name."""
+    p = Path(model).expanduser()
+    want_engine = backend == "trt"
+    if p.is_dir():
+        for name in (("learner.engine", "learner.onnx") if want_engine else ("learner.onnx", "learner.engine")):
+            if (p / name).is_file():
+                return p / name
+        raise EdgemetaError(f"{p} holds no learner.onnx or learner.engine; export one there with `edgemeta export --out {p}`")
+    if p.is_file():
+        return p
+    text = str(model)
+    if os.sep not in text and "/" not in text and not p.suffix:
+        suffixes = (".engine", ".onnx") if want_engine else (".onnx", ".engine")
+        for suffix in suffixes:
+            if (LEARNERS_DIR / f"{text}{suffix}").is_file():
+                return LEARNERS_DIR / f"{text}{suffix}"
+        shipped = shipped_learners()
+        raise EdgemetaError(
+            f"no shipped learner named {text!r} (shipped: {', '.join(shipped) if shipped else 'none in this install'}); "
+            "pass the path of a learner.onnx written by `edgemeta export`"
+        )
+    raise EdgemetaError(f"learner file {p} does not exist; export one with `edgemeta export` or pass a shipped name")
+
+
+def _open_backend(path: Path, backend: str, providers, threads, batch: int):
+    if backend not in BACKENDS:
+        raise EdgemetaError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = "trt" if path.suffix in ENGINE_SUFFIXES else "ort"
+    if backend == "trt":
+        from edgemeta.runtime.trt_backend import TrtBackend
+
+        return TrtBackend(path, batch=batch)
+    if path.suffix in ENGINE_SUFFIXES:
+        raise EdgemetaError(f"{path} is a TensorRT engine; load it with backend='trt' (or pass the learner.onnx for onnxruntime)")
+    from edgemeta.runtime.ort_backend import OrtBackend
+
+    return OrtBackend(path, providers=providers, threads=threads, batch=batch)
+
+
+class Learner:
+    """A loaded learner with its live state. Make one with `Learner.load(...)`."""
+
+    def __init__(self, backend, spec, batch: int, path: Path):
+        self._backend = backend
+        self.path = path
+        self.batch = batch
+        self.metadata: dict = spec.metadata
+        self.num_classes: int = spec.num_classes
+        self.input_size: int = spec.input_size
+        self.has_novelty: bool = spec.has_novelty
+        self.state_shapes: dict = dict(spec.state_shapes)
+        self.model_id: str = str(spec.metadata["model_id"])
+        self.episode_steps = spec.metadata.get("episode_steps")
+        self._class_names: list = [None] * self.num_classes
+        self._eye = np.eye(self.num_classes, dtype=np.float32)
+        self._clear_memory()
+
+    # --- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path, backend: str = "auto", providers=None, threads: int | None = None, batch: int = 1) -> "Learner":
+        """Load an exported learner (learner.onnx, a TensorRT .engine, an export directory or a shipped
+        name such as "default") and check it against the contract.
+
+        backend: "ort" (ONNX Runtime), "trt" (a TensorRT engine), "auto" (by file type).
+        providers: ONNX Runtime execution providers, e.g. ["CUDAExecutionProvider", "CPUExecutionProvider"]
+                   or aliases "tensorrt", "cuda", "cpu"; None picks the best available.
+        threads: CPU threads for ONNX Runtime (None: its default). batch: independent streams B.
+        """
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise EdgemetaError(f"batch must be a positive integer, got {batch!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+            raise EdgemetaError(f"threads must be a positive integer, got {threads!r}")
+        resolved = resolve_learner(path, backend)
+        be = _open_backend(resolved, backend, providers, threads, int(batch))
+        try:
+            spec = check_learner(be.inputs, be.outputs, be.metadata_json, int(batch), str(resolved))
+            be.bind(spec.state_shapes, spec.num_classes, spec.input_size, spec.has_novelty)
+        except BaseException:
+            be.close()
+            raise
+        return cls(be, spec, int(batch), resolved)
+
+    # --- the live protocol -----------------------------------------------------------------
+    def predict(self, image) -> Prediction:
+        """Class probabilities for `image` given everything taught so far. Commits nothing."""
+        self._check_open()
+        self._set_image(image)
+        self._backend.run()
+        self._scratch_valid = True
+        self._last = self._prediction()
+        return self._last
+
+    def teach(self, image, label) -> Prediction:
+        """Commit a step for `image`, then make `label` the pending label.
+
+        label: a class index in [0, C) for batch 1; for B streams a (B,) array where -1 leaves that
+        stream untaught (its state does not change). Returns the prediction made for `image`
+        before teaching it (what the learner thought it was).
+        """
+        self._check_open()
+        labels = self._check_labels(label)
+        if not (self._scratch_valid and self._same_image(image)):
+            # The step the last predict() ran is exactly the one to commit when the image is the
+            # same (the usual "look, then press a key" flow), so only a new image is run.
+            self._set_image(image)
+            self._backend.run()
+            self._last = self._prediction()
+        rows = labels >= 0
+        if rows.all():
+            self._backend.commit()
+        elif rows.any():
+            self._backend.commit(np.flatnonzero(rows))
+        self._pending[rows] = labels[rows]
+        self._counts[rows, labels[rows]] += 1
+        self._steps[rows] += 1
+        self._scratch_valid = False
+        self._update_prev_label()
+        self._warn_if_past_episode()
+        return self._last
+
+    def reset(self) -> None:
+        """Forget everything taught (all streams). Class names are kept."""
+        self._check_open()
+        self._backend.reset()
+        self._clear_memory()
+
+    # --- what has been taught --------------------------------------------------------------
+    @property
+    def num_taught(self):
+        """Examples taught: an int for batch 1, a (B,) array for several streams."""
+        return int(self._steps[0]) if self.batch == 1 else self._steps.copy()
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Taught examples per class: (C,) for batch 1, (B, C) for several streams."""
+        return self._counts[0].copy() if self.batch == 1 else self._counts.copy()
+
+    @property
+    def pending_label(self):
+        """The label that enters with the next committed step (-1: none). int for batch 1, else (B,)."""
+        return int(self._pending[0]) if self.batch == 1 else self._pending.copy()
+
+    @property
+    def class_names(self) -> list:
+        return list(self._class_names)
+
+    @class_names.setter
+    def class_names(self, names) -> None:
+        names = list(names)
+        if len(names) != self.num_classes or not all(n is None or isinstance(n, str) for n in names):
+            raise EdgemetaError(f"class_names must be {self.num_classes} strings (or None), got {names!r}")
+        self._class_names = names
+
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the committed state tensors, (B, ...) each."""
+        self._check_open()
+        return self._backend.read_state()
+
+    @property
+    def state_nbytes(self) -> int:
+        """Bytes of state for all B streams (float32)."""
+        return int(sum(4 * self.batch * int(np.prod(s)) for s in self.state_shapes.values()))
+
+    @property
+    def backend(self) -> str:
+        """Which engine runs the step, e.g. "onnxruntime CPUExecutionProvider, 1 thread"."""
+        return self._backend.describe()
+
+    # --- persistence -----------------------------------------------------------------------
+    def save_state(self, path) -> None:
+        """Save what was learned to `path` (.npz, atomic: the old file survives a crash)."""
+        self._check_open()
+        save_state_file(path, LearnerState(
+            model_id=self.model_id, model_name=str(self.metadata.get("name", "")), tensors=self._backend.read_state(),
+            pending=self._pending.copy(), counts=self._counts.copy(), steps=self._steps.copy(),
+            class_names=list(self._class_names),
+        ))
+
+    def load_state(self, path) -> None:
+        """Restore state saved by `save_state` of the same model; anything else is refused."""
+        self._check_open()
+        st = load_state_file(path)
+        check_state(st, model_id=self.model_id, state_shapes=self.state_shapes, num_classes=self.num_classes,
+                    batch=self.batch, where=str(path))
+        self._backend.write_state(st.tensors)
+        self._pending = st.pending.astype(np.int64)
+        self._counts = st.counts.astype(np.int64)
+        self._steps = st.steps.astype(np.int64)
+        self._class_names = list(st.class_names)
+        self._scratch_valid = False
+        self._warned = False
+        self._update_prev_label()
+        self._warn_if_past_episode()
+
+    # --- lifetime --------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> "Learner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        name = self.metadata.get("name", "?")
+        return f"Learner({name!r}, classes={self.num_classes}, size={self.input_size}, batch={self.batch}, taught={self.num_taught})"
+
+    # --- internals -------------------------------------------------------------------------
+    def _clear_memory(self) -> None:
+        b, c = self.batch, self.num_classes
+        self._pending = np.full(b, -1, np.int64)
+        self._counts = np.zeros((b, c), np.int64)
+        self._steps = np.zeros(b, np.int64)
+        self._scratch_valid = False
+        self._warned = False
+        self._last = None
+        self._update_prev_label()
+
+    def _check_open(self) -> None:
+        if self._backend is None:
+            raise EdgemetaError("this learner was closed; load it again")
+
+    def _update_prev_label(self) -> None:
+        prev = self._backend.prev_label
+        prev.fill(0.0)
+        rows = np.flatnonzero(self._pending >= 0)
+        prev[rows, self._pending[rows]] = 1.0
+        self._scratch_valid = False
+
+    def _as_batch(self, image) -> np.ndarray:
+        """Any accepted image layout -> a (B, 1, S, S) view or array, checked."""
+        s, b = self.input_size, self.batch
+        x = np.asarray(image)
+        if x.dtype.kind != "f":
+            raise EdgemetaError(
+                f"image: dtype {x.dtype}; expected a float ink map in [0, 1] (ink = 1.0); "
+                "convert camera frames with edgemeta.runtime.frames.frame_to_input"
+            )
+        if x.shape == (b, 1, s, s):
+            return x
+        if x.shape in ((b, s, s),) or (b == 1 and x.shape in ((s, s), (1, s, s))):
+            return x.reshape(b, 1, s, s)
+        expected = f"({s}, {s}), (1, {s}, {s}) or (1, 1, {s}, {s})" if b == 1 else f"({b}, 1, {s}, {s}) or ({b}, {s}, {s})"
+        raise EdgemetaError(f"image: got shape {x.shape}; expected {expected} for this learner (batch {b}, size {s})")
+
+    def _set_image(self, image) -> None:
+        self._scratch_valid = False  # the image buffer is about to change
+        buf = self._backend.image
+        np.copyto(buf, self._as_batch(image), casting="same_kind")
+        if not np.isfinite(buf).all():
+            raise EdgemetaError("image holds NaN or infinite values; check the camera frame and preprocessing")
+
+    def _same_image(self, image) -> bool:
+        try:
+            return bool(np.array_equal(self._as_batch(image), self._backend.image))
+        except EdgemetaError:
+            return False
+
+    def _check_labels(self, label) -> np.ndarray:
+        b, c = self.batch, self.num_classes
+        lab = np.asarray(label)
+        if lab.dtype == bool or not np.issubdtype(lab.dtype, np.integer):
+            raise EdgemetaError(f"label must be an integer class index in [0, {c}), got {label!r}")
+        if b == 1 and lab.shape in ((), (1,)):
+            lab = lab.reshape(1)
+            if not 0 <= lab[0] < c:
+                raise EdgemetaError(f"label {int(lab[0])} is out of range: this learner has {c} classes (0..{c - 1})")
+            return lab.astype(np.int64)
+        if lab.shape != (b,):
+            raise EdgemetaError(f"labels: got shape {lab.shape}; expected ({b},) for {b} streams (-1 = do not teach that stream)")
+        if ((lab < -1) | (lab >= c)).any():
+            raise EdgemetaError(f"labels {lab.tolist()} out of range: each must be in [0, {c}) or -1 (stream not taught)")
+        return lab.astype(np.int64)
+
+    def _prediction(self) -> Prediction:
+        logits = self._backend.logits.copy()
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        probs = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        label = probs.argmax(axis=1)
+        confidence = probs[np.arange(self.batch), label]
+        nov = self._backend.novelty
+        return Prediction(probs, label, confidence, None if nov is None else nov[:, 0].copy(), logits)
+
+    def _warn_if_past_episode(self) -> None:
+        limit = self.episode_steps
+        if self._warned or not isinstance(limit, int) or limit <= 0:
+            return
+        if int(self._steps.max()) > limit:
+            self._warned = True
+            warnings.warn(
+                f"{int(self._steps.max())} examples taught; this learner was meta-trained on episodes of {limit} steps, "
+                "so accuracy may drop from here (reset() to start over)",
+                EpisodeLengthWarning, stacklevel=3,
+            )

@@ -1,0 +1,155 @@
+"""Drawing the demo's overlay on a frame: region of interest, ink box, prediction, bars, thumbnail, FPS.
+
+Everything is drawn with plain OpenCV primitives on one copy of the frame (no alpha blending), because the
+overlay runs on every frame of a loop that must stay far above camera rate on a 2-core board.
+Classes are shown as their key: class index k is "k+1" (key 1 teaches class 0, key 0 teaches class 9),
+or by name when the learner has class names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+GREEN = (60, 200, 60)
+ORANGE = (0, 150, 255)
+YELLOW = (0, 220, 255)
+WHITE = (255, 255, 255)
+GREY = (150, 150, 150)
+PANEL = (40, 32, 28)
+BAR = (200, 140, 40)
+BAR_TOP = (60, 200, 60)
+
+HELP = (
+    "1-9, 0  teach the current frame as class 1-10",
+    "r       reset (forget every class)",
+    "s / l   save / load learned state",
+    "h       show / hide this help",
+    "q, Esc  quit",
+)
+
+
+@dataclass
+class OverlayInfo:
+    """What the overlay shows besides the frame (the demo fills it each frame)."""
+
+    roi: Optional[tuple] = None  # (x, y, w, h) in frame pixels
+    bbox: Optional[tuple] = None  # ink box (x, y, w, h) in frame pixels
+    found: bool = False
+    image: Optional[np.ndarray] = None  # the learner's (S, S) input, ink = 1
+    pred: Optional[int] = None
+    confidence: float = 0.0
+    unknown: bool = False
+    probs: Optional[np.ndarray] = None  # (C,) class probabilities
+    counts: Sequence[int] = ()  # taught examples per class
+    names: Optional[Sequence[str]] = None
+    fps: float = 0.0
+    status: str = ""  # a transient message ("taught class 2", "saved state to ...")
+    help: bool = False
+    taught: Optional[int] = None  # the class taught on this frame
+
+
+def class_name(k: int, names: Optional[Sequence[str]] = None) -> str:
+    if names and k < len(names) and names[k]:
+        return str(names[k])
+    return str(k + 1)
+
+
+def draw(frame: np.ndarray, info: OverlayInfo) -> np.ndarray:
+    """The annotated copy of `frame` (BGR uint8); `frame` itself is not modified."""
+    out = frame.copy()
+    h, w = out.shape[:2]
+    s = max(h, 240) / 480.0  # text and layout scale with the frame
+    thick = max(1, int(round(1.5 * s)))
+
+    if info.roi is not None:
+        x, y, rw, rh = (int(v) for v in info.roi)
+        cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), GREEN if info.found else ORANGE, thick)
+    if info.bbox is not None and info.found:
+        x, y, bw, bh = (int(v) for v in info.bbox)
+        cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), YELLOW, 1)
+
+    _prediction(out, info, s, thick)
+    _bars(out, info, s)
+    _thumbnail(out, info.image, s)
+    footer = f"FPS {info.fps:5.1f}   taught {int(np.sum(info.counts)) if len(info.counts) else 0}   h: help"
+    _text(out, footer, (int(8 * s), h - int(10 * s)), 0.5 * s, WHITE, 1)
+    if info.status:
+        _text(out, info.status, (int(8 * s), h - int(34 * s)), 0.55 * s, YELLOW, 1)
+    if info.help:
+        _help(out, s)
+    return out
+
+
+def _prediction(out, info: OverlayInfo, s: float, thick: int) -> None:
+    if info.taught is not None:
+        text, colour = f"taught {class_name(info.taught, info.names)}", YELLOW
+    elif not any(info.counts):
+        text, colour = "teach me: show a symbol, press 1", WHITE
+    elif not info.found:
+        text, colour = "no symbol", GREY
+    elif info.pred is None or info.unknown:
+        text, colour = f"?  ({info.confidence:.0%})", ORANGE
+    else:
+        text, colour = f"{class_name(info.pred, info.names)}  {info.confidence:.0%}", GREEN
+    scale = 1.0 * s
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, thick + 1)
+    pad = int(8 * s)
+    cv2.rectangle(out, (0, 0), (tw + 2 * pad, th + base + 2 * pad), PANEL, -1)
+    cv2.putText(out, text, (pad, pad + th), FONT, scale, colour, thick + 1, cv2.LINE_AA)
+
+
+def _bars(out, info: OverlayInfo, s: float) -> None:
+    """One row per taught class: name, taught count, a confidence bar."""
+    counts = list(info.counts)
+    taught = [k for k, c in enumerate(counts) if c > 0]
+    if not taught:
+        return
+    h, w = out.shape[:2]
+    row, bar_w, label_w = int(22 * s), int(110 * s), int(86 * s)
+    x0 = w - bar_w - label_w - int(8 * s)
+    y0 = int(8 * s)
+    cv2.rectangle(out, (x0 - int(6 * s), 0), (w, y0 + row * len(taught) + int(4 * s)), PANEL, -1)
+    for i, k in enumerate(taught):
+        y = y0 + i * row
+        p = float(info.probs[k]) if info.probs is not None and k < len(info.probs) else 0.0
+        name = class_name(k, info.names)[:8]
+        _text(out, f"{name} ({counts[k]})", (x0, y + int(15 * s)), 0.45 * s, WHITE, 1, shadow=False)
+        bx = x0 + label_w
+        cv2.rectangle(out, (bx, y + int(4 * s)), (bx + bar_w, y + row - int(4 * s)), GREY, 1)
+        fill = int(round(bar_w * min(max(p, 0.0), 1.0)))
+        if fill > 0:
+            colour = BAR_TOP if k == info.pred and not info.unknown else BAR
+            cv2.rectangle(out, (bx, y + int(4 * s)), (bx + fill, y + row - int(4 * s)), colour, -1)
+
+
+def _thumbnail(out, image: Optional[np.ndarray], s: float) -> None:
+    """The learner's input, ink dark on white as on paper, magnified with visible pixels."""
+    if image is None:
+        return
+    h, w = out.shape[:2]
+    side = int(96 * s)
+    thumb = np.clip(255.0 * (1.0 - image), 0, 255).astype(np.uint8)
+    thumb = cv2.resize(thumb, (side, side), interpolation=cv2.INTER_NEAREST)
+    x, y = w - side - int(8 * s), h - side - int(8 * s)
+    out[y : y + side, x : x + side] = cv2.cvtColor(thumb, cv2.COLOR_GRAY2BGR)  # 40x faster than broadcasting
+    cv2.rectangle(out, (x - 1, y - 1), (x + side, y + side), WHITE, 1)
+
+
+def _help(out, s: float) -> None:
+    h, w = out.shape[:2]
+    row = int(24 * s)
+    y0 = int(h / 2 - row * len(HELP) / 2)
+    cv2.rectangle(out, (int(20 * s), y0 - row), (w - int(20 * s), y0 + row * len(HELP)), PANEL, -1)
+    for i, line in enumerate(HELP):
+        _text(out, line, (int(32 * s), y0 + i * row), 0.55 * s, WHITE, 1, shadow=False)
+
+
+def _text(out, text: str, org, scale: float, colour, thick: int, shadow: bool = True) -> None:
+    # Small text is drawn without anti-aliasing: LINE_AA costs ~10x more, and at this size it barely shows.
+    if shadow:  # readable on light paper and dark scenes alike
+        cv2.putText(out, text, (org[0] + 1, org[1] + 1), FONT, scale, (0, 0, 0), thick + 1, cv2.LINE_8)
+    cv2.putText(out, text, org, FONT, scale, colour, thick, cv2.LINE_8)

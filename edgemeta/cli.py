@@ -61,8 +61,13 @@ def main(argv=None) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
+    except click.UsageError as e:
+        # one line, like every other error, with where to look for the valid options
+        where = e.ctx.command_path if e.ctx else "edgemeta"
+        click.echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {e.format_message()}", err=True)
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code

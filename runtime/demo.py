@@ -162,6 +162,14 @@ class DemoCore:
         )
 
 
+def configure_opencv() -> None:
+    """One OpenCV thread: the demo's images are small, so splitting each call across cores costs more
+    than it saves, and the second core is busy decoding the next frame (VideoSource prefetch)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _default_prepare(frame: np.ndarray, size: int):
     from edgemeta.runtime.frames import frame_to_input
 
@@ -187,6 +195,7 @@ class HeadlessResult:
     log: Optional[Path] = None
     record: Optional[Path] = None
     seconds: dict = field(default_factory=dict)  # time per stage: decode, preprocess, step, overlay, output
+    interrupted: bool = False  # stopped by Ctrl-C / SIGINT
 
 
 def run_headless(
@@ -224,7 +233,8 @@ def run_headless(
     recorder = _recorder(record, source)
     total = len(source) if hasattr(source, "__len__") else 0
     total = min(total, max_frames) if (total and max_frames) else (max_frames or total or None)
-    bar = tqdm(total=total, unit="frame", desc="demo", disable=not progress, leave=False, file=sys.stderr)
+    # disable=None: no progress bar when stderr is not a terminal (a service's journal, a CI log)
+    bar = tqdm(total=total, unit="frame", desc="demo", disable=None if progress else True, leave=False, file=sys.stderr)
     if teacher:
         teacher.bar = bar
     fps = _Fps()
@@ -253,7 +263,7 @@ def run_headless(
             result.found += obs.found
             result.taught += obs.taught is not None
             t1 = time.perf_counter()
-            canvas = draw(frame, core.overlay_info(obs, fps.tick())) if overlay else None
+            canvas = draw(frame, core.overlay_info(obs, fps.tick()), inplace=True) if overlay else None
             t2 = time.perf_counter()
             if writer:
                 rec = obs.record()
@@ -267,6 +277,8 @@ def run_headless(
             bar.update(1)
             index += 1
         ok = True
+    except KeyboardInterrupt:  # Ctrl-C or SIGINT (systemd's KillSignal) is how a live run ends: a clean stop
+        ok = result.interrupted = True
     finally:
         bar.close()
         if writer:
@@ -460,6 +472,8 @@ def run_interactive(
                     writer.write(obs.record())
                 if recorder:
                     recorder.write(canvas)
+        ok = True
+    except KeyboardInterrupt:  # Ctrl-C in the terminal: quit as q does
         ok = True
     finally:
         if writer:

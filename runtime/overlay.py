@@ -58,9 +58,9 @@ def class_name(k: int, names: Optional[Sequence[str]] = None) -> str:
     return str(k + 1)
 
 
-def draw(frame: np.ndarray, info: OverlayInfo) -> np.ndarray:
-    """The annotated copy of `frame` (BGR uint8); `frame` itself is not modified."""
-    out = frame.copy()
+def draw(frame: np.ndarray, info: OverlayInfo, inplace: bool = False) -> np.ndarray:
+    """The annotated `frame` (BGR uint8): a copy, or `frame` itself drawn on when `inplace`."""
+    out = frame if inplace else frame.copy()
     h, w = out.shape[:2]
     s = max(h, 240) / 480.0  # text and layout scale with the frame
     thick = max(1, int(round(1.5 * s)))

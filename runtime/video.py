@@ -16,6 +16,7 @@ None with `.ended` set.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -133,7 +134,8 @@ class _CaptureBackend:
         if spec.kind in ("rtsp", "file"):
             # Bounded waits: without them a dead stream blocks read() for half a minute.
             args.append([cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
-        self.cap = cv2.VideoCapture(*args)
+        with _quiet_opencv():  # our one-line error replaces OpenCV's own warnings about the failed open
+            self.cap = cv2.VideoCapture(*args)
         if not self.cap.isOpened():
             self.cap.release()
             raise EdgemetaError(_cannot_open(spec))
@@ -183,6 +185,20 @@ class _ImageFolderBackend:
 
     def close(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
 
 
 def _natural_key(path: Path):

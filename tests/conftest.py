@@ -61,3 +61,36 @@ def omniglot(data_dir):
     from edgemeta.data.omniglot import load_omniglot
 
     return load_omniglot(data_dir)
+
+
+# A tiny MANN, meta-trained for real (about 150 optimizer steps, tens of seconds on one core):
+# small enough for the suite, trained enough to learn new classes clearly above chance.
+TINY_MODEL = dict(arch="mann", image_size=12, num_classes=3, encoder="flat", controller=32, memory_slots=16,
+                  memory_width=16, read_heads=1)
+TINY_TRAIN = dict(model="tiny", ways=(3, 3), instances=5, episodes=150 * 16, batch_size=16, lr=5e-3, lr_min_ratio=1.0,
+                  val_every=150, val_episodes=100, ckpt_every=50, threads=1, augment=False, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, data_dir) -> Path:
+    """Run directory of the tiny trained learner (last.pt, best.pt, metrics.jsonl)."""
+    from edgemeta.models import ModelConfig
+    from edgemeta.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    train(ModelConfig(**TINY_MODEL), TrainConfig(**TINY_TRAIN, data=str(data_dir)), out, progress=False, log=lambda *a: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run, tmp_path_factory) -> Path:
+    """The tiny trained learner exported to ONNX (image_size 12, 3 classes)."""
+    from edgemeta.checkpoint import learner_from_checkpoint, load_checkpoint
+    from edgemeta.export.onnx_export import export_step
+    from edgemeta.runtime.preprocess import PREPROCESS_ID
+
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    path = tmp_path_factory.mktemp("tiny_onnx") / "learner.onnx"
+    meta = dict(name="tiny", task="omniglot", preprocess=PREPROCESS_ID,
+                config={"model": ckpt["model_config"], "train": ckpt["train_config"]}, eval={}, episode_steps=15)
+    return export_step(learner_from_checkpoint(ckpt), path, meta)

@@ -257,3 +257,28 @@ def test_interactive_loop_keys_without_a_display(tiny_onnx, omniglot, tmp_path, 
         return np.mean(np.all(img == (40, 32, 28), axis=2))
 
     assert panel_share(shown[7]) > panel_share(shown[6]) + 0.2  # h (pressed while 6 was up) drew the help panel
+
+
+def test_ctrl_c_ends_a_live_run_cleanly_and_keeps_log_and_video(tiny_onnx, tmp_path):
+    from edgemeta.runtime.learner import Learner
+
+    class Camera:  # a live camera that the user stops with Ctrl-C after 5 frames
+        live, ended, truth = True, False, None
+
+        def __init__(self):
+            self.n = 0
+
+        def read(self):
+            if self.n == 5:
+                raise KeyboardInterrupt
+            self.n += 1
+            frame = np.full((120, 160, 3), 210, np.uint8)
+            cv2.line(frame, (70, 40), (90, 80), (40, 40, 40), 4)
+            return frame
+
+    log, video = tmp_path / "LOG.jsonl", tmp_path / "OUT.mp4"
+    result = run_headless(Camera(), DemoCore(Learner.load(tiny_onnx)), events={1: 2}, log=log, record=video,
+                          progress=False)
+    assert result.interrupted and result.frames == 5 and result.taught == 1
+    assert len(log.read_text().splitlines()) == 5
+    assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5

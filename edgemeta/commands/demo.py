@@ -45,7 +45,7 @@ def command(model, source, device, backend, headless, script, log, record, state
     ground truth (printing the learning curve), and writes --log / --record.
     """
     from edgemeta import EdgemetaError
-    from edgemeta.runtime.demo import DemoCore, resolve_model, run_headless, run_interactive
+    from edgemeta.runtime.demo import DemoCore, configure_opencv, resolve_model, run_headless, run_interactive
     from edgemeta.runtime.events import load_events
     from edgemeta.runtime.learner import Learner
     from edgemeta.runtime.video import VideoSource, parse_uri
@@ -75,6 +75,7 @@ def command(model, source, device, backend, headless, script, log, record, state
     if data and uri.startswith("synthetic://") and "data=" not in uri:
         os.environ["EDGEMETA_DATA"] = str(data)  # the synthetic camera reads $EDGEMETA_DATA by default
     size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None and not source else {}
+    configure_opencv()
     core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
     with VideoSource(uri, prefetch=True, **size) as video:
         click.echo(f"model {learner.path.name}: {learner.num_classes} classes, {learner.input_size}x{learner.input_size} input; "
@@ -105,7 +106,8 @@ def _profile(name):
 
 
 def _summary(result, learner) -> None:
-    click.echo(f"processed {result.frames} frames: a symbol was found in {result.found}, {result.taught} taught; "
+    stopped = " (stopped by Ctrl-C)" if result.interrupted else ""
+    click.echo(f"processed {result.frames} frames{stopped}: a symbol was found in {result.found}, {result.taught} taught; "
                f"{learner.num_taught} examples known")
     if result.curve is not None and result.curve.rows():
         click.echo("learning curve (accuracy on untaught frames that show a symbol, by examples of its class taught):")

@@ -1,0 +1,65 @@
+"""The dataset reader, the pinned split and the pinned preprocessing."""
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from edgemeta import EdgemetaError
+from edgemeta.data import omniglot as og
+from edgemeta.runtime.preprocess import omniglot_to_input
+
+
+def test_counts_and_pinned_order(omniglot):
+    assert omniglot.packed.shape[:2] == (1623, 20)
+    names = list(omniglot.names)
+    assert names == og.pinned_order(names)
+    assert names[0] == "images_background/Alphabet_of_the_Magi/character01"
+    assert names[963].startswith("images_background/Tifinagh/")
+    assert names[964] == "images_evaluation/Angelic/character01"
+    # plain string sort: character10 comes before character2 where an alphabet has both
+    magi = [n for n in names if "/Alphabet_of_the_Magi/" in n]
+    assert magi.index("images_background/Alphabet_of_the_Magi/character10") == 9
+
+
+def test_split_is_pinned_and_disjoint():
+    s = og.split_classes()
+    assert len(s["train"]) == 1100 and len(s["validation"]) == 100 and len(s["test"]) == 423
+    assert set(s["test"]) == set(range(1200, 1623))
+    assert not set(s["train"]) & set(s["validation"])
+    assert set(s["train"]) | set(s["validation"]) == set(range(1200))
+    # the same every time (seeded, never global random)
+    assert np.array_equal(og.split_classes()["validation"], s["validation"])
+
+
+def test_preprocessing_is_ink_one_area_resize(omniglot):
+    paper = omniglot.drawings(np.array([0]))[0, 0]  # (105, 105), 1 = paper
+    img = omniglot_to_input(paper, 20)
+    assert img.shape == (20, 20) and img.dtype == np.float32
+    assert 0.0 <= img.min() and img.max() <= 1.0
+    # mostly paper (0) with some ink (1): an inverted image would be mostly 1
+    assert img.mean() < 0.3 and img.max() > 0.5
+    # area interpolation keeps the ink mass: mean ink is preserved by averaging
+    assert abs(img.mean() - (1 - paper.mean())) < 0.02
+    cached = omniglot.images(20)[0, 0]
+    np.testing.assert_allclose(cached, img)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(EdgemetaError, match="not found"):
+        og.load_omniglot(tmp_path, cache_dir=tmp_path / "cache")
+    with pytest.raises(EdgemetaError, match="does not exist"):
+        og.load_omniglot(tmp_path / "nope", cache_dir=tmp_path / "cache")
+
+
+def test_bad_zip_and_wrong_counts_are_clear_errors(tmp_path):
+    (tmp_path / "images_background.zip").write_bytes(b"not a zip")
+    (tmp_path / "images_evaluation.zip").write_bytes(b"not a zip")
+    with pytest.raises(EdgemetaError, match="not a valid zip"):
+        og.load_omniglot(tmp_path, cache_dir=tmp_path / "cache")
+    for name in og.SETS:
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as z:
+            z.writestr(f"{name}/Alpha/character01/0001_01.png", b"")
+    with pytest.raises(EdgemetaError, match="found 1 characters, expected"):
+        og.load_omniglot(tmp_path, cache_dir=tmp_path / "cache")

@@ -365,7 +365,7 @@ def export_quadratic(ckpt: dict, out_dir: str | Path, batch: int = 4) -> dict:
     """
     import onnx
 
-    from edgemeta.export.onnx_export import model_id
+    from edgemeta.export.onnx_export import model_id, pin_output_shapes
     from edgemeta.runtime import contract
 
     learner = learner_from_quadratic_checkpoint(ckpt).cpu()
@@ -382,7 +382,7 @@ def export_quadratic(ckpt: dict, out_dir: str | Path, batch: int = 4) -> dict:
         "preprocess": "none",
         "state": [{"name": n, "shape": list(s)} for n, s in learner.state_shapes().items()],
         "config": {"model": ckpt["model_config"], "train": train_cfg},
-        "eval": ckpt.get("metrics", {}).get("eval", {}),
+        "eval": _eval_table(ckpt),
         "model_id": model_id(learner),
         "episode_steps": int(train_cfg.get("steps", 50)),
     }
@@ -394,7 +394,7 @@ def export_quadratic(ckpt: dict, out_dir: str | Path, batch: int = 4) -> dict:
     except OSError as e:
         raise EdgemetaError(f"cannot write to {out_dir}: {e.strerror or e}; pick a writable --out") from None
     try:
-        onnx_path = tmp_dir / "learner.onnx"
+        onnx_path = tmp_dir / contract.ONNX_FILE
         state = tuple(learner.zero_state(batch, "cpu").values())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -405,15 +405,15 @@ def export_quadratic(ckpt: dict, out_dir: str | Path, batch: int = 4) -> dict:
                 opset_version=contract.OPSET, do_constant_folding=True, dynamo=False,
             )
         model = onnx.load(str(onnx_path))
-        shapes = {contract.X: [2], contract.PREV_TARGET: [1], contract.PREDICTION: [1]}
-        for n, s in learner.state_shapes().items():
-            shapes[n] = shapes[contract.state_out(n)] = list(s)
-        _pin_shapes(model, shapes)
+        # only the batch axis is dynamic; the tracer leaves some output axes symbolic
+        pin_output_shapes(model, {contract.PREDICTION: (1,),
+                                  **{contract.state_out(n): s for n, s in learner.state_shapes().items()}})
         entry = model.metadata_props.add()
         entry.key, entry.value = contract.METADATA_KEY, json.dumps(meta)
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(model, full_check=True)  # full_check: the pinned shapes are what it computes
         onnx.save(model, str(onnx_path))
-        parity = quadratic_parity(learner, onnx_path, steps=meta["episode_steps"], batch=batch)
+        # whole episodes, at least the 50 steps of the paper's table even for a shorter-trained learner
+        parity = quadratic_parity(learner, onnx_path, steps=max(50, meta["episode_steps"]), batch=batch)
         if parity["max_abs_diff"] > PARITY_TOL:
             raise EdgemetaError(f"ONNX parity check failed: max abs difference {parity['max_abs_diff']:.2e} over a "
                                 f"{parity['steps']}-step episode exceeds {PARITY_TOL:g}; nothing was written")
@@ -424,7 +424,7 @@ def export_quadratic(ckpt: dict, out_dir: str | Path, batch: int = 4) -> dict:
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
-    return {"path": str(out_dir / "learner.onnx"), "metadata": meta, "parity": parity}
+    return {"path": str(out_dir / contract.ONNX_FILE), "metadata": meta, "parity": parity}
 
 
 def quadratic_parity(learner: QuadraticLearner, onnx_path: str | Path, steps: int = 50, batch: int = 4,
@@ -453,17 +453,23 @@ def quadratic_parity(learner: QuadraticLearner, onnx_path: str | Path, steps: in
             "max_abs_diff": max(pred_diff, state_diff), "tolerance": PARITY_TOL}
 
 
-def _pin_shapes(model, shapes: dict[str, list[int]]) -> None:
-    """Only the batch axis is dynamic: the exporter names the other output axes symbolically
-    (e.g. "Mulh_out_dim_1") when given dynamic axes, so write the known sizes back in."""
-    from edgemeta.runtime import contract
-
-    for v in list(model.graph.input) + list(model.graph.output):
-        dims = v.type.tensor_type.shape.dim
-        del dims[:]
-        dims.add().dim_param = contract.BATCH_AXIS
-        for size in shapes[v.name]:
-            dims.add().dim_value = size
+def _eval_table(ckpt: dict) -> dict:
+    """The test table training stored in the checkpoint, else eval.json beside it if it evaluated this
+    very checkpoint, else the last validation curve, else {}."""
+    metrics = ckpt.get("metrics") or {}
+    if metrics.get("eval"):
+        return metrics["eval"]
+    path = Path(ckpt.get("path", "")).parent / "eval.json"
+    if ckpt.get("path") and path.is_file():
+        try:
+            table = json.loads(path.read_text())
+        except (OSError, ValueError):
+            table = None
+        if isinstance(table, dict) and table.get("checkpoint") == ckpt["path"] and table.get("step") == ckpt["step"]:
+            return table
+    if metrics.get("val_nmse"):
+        return {"split": "validation", "nmse": metrics["val_nmse"], "step": ckpt["step"]}
+    return {}
 
 
 def _publish(tmp_dir: Path, out_dir: Path) -> None:

@@ -110,7 +110,9 @@ def _check_side(kind: str, specs, expected: dict, optional: dict, batch: int, wh
         wanted = ["B", *want]
         shape = list(t.shape)
         if len(shape) != len(wanted) or any(g != w for g, w in zip(shape[1:], want)):
-            raise ContractError(f"{where}: {kind} '{name}': got shape {_fmt(shape)}; expected {_fmt(wanted)}")
+            # The batch axis reads "B" when it is the dynamic one (sessions fix it to the batch asked for).
+            shown = (["B"] if shape and (_is_symbolic(shape[0]) or shape[0] == batch) else shape[:1]) + shape[1:]
+            raise ContractError(f"{where}: {kind} '{name}': got shape {_fmt(shown)}; expected {_fmt(wanted)}")
         if not _is_symbolic(shape[0]) and shape[0] != batch:
             raise ContractError(
                 f"{where}: {kind} '{name}': got shape {_fmt(shape)}; expected {_fmt(wanted)} with B = {batch} "

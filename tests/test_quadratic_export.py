@@ -110,3 +110,15 @@ def test_an_omniglot_checkpoint_is_refused(ckpt, tmp_path):
     with pytest.raises(EdgemetaError, match="not a quadratic"):
         export_quadratic({**ckpt, "task": "omniglot"}, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_edgemeta_export_command_exports_a_quadratic_run(ckpt, tmp_path, capsys):
+    from edgemeta.cli import main
+
+    out = tmp_path / "exports" / "quadratic"
+    assert main(["export", ckpt["path"], "--out", str(out)]) == 0
+    report = json.loads((out / contract.EXPORT_REPORT_FILE).read_text())
+    assert report["metadata"]["task"] == "quadratic"
+    assert report["parity"]["onnxruntime"]["max_abs_diff"] <= 1e-4
+    sess = ort.InferenceSession(str(out / contract.ONNX_FILE), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["x", "prev_target", "h", "c"]

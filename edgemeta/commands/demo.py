@@ -74,7 +74,8 @@ def command(model, source, device, backend, headless, script, log, record, state
 
     if data and uri.startswith("synthetic://") and "data=" not in uri:
         os.environ["EDGEMETA_DATA"] = str(data)  # the synthetic camera reads $EDGEMETA_DATA by default
-    size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None and not source else {}
+    # The profile's camera mode; files, folders and synthetic sessions ignore it.
+    size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None else {}
     configure_opencv()
     core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
     with VideoSource(uri, prefetch=True, **size) as video:

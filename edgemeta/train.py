@@ -2,6 +2,8 @@
 
 Every batch of episodes is drawn from a generator seeded by (seed, step), so a run resumed from
 step k sees exactly the episodes an uninterrupted run would have seen, whatever happened before.
+Under torchrun (see edgemeta/distributed.py) the same global batch is split among the processes,
+so this holds across world sizes too; rank 0 alone validates, logs and writes checkpoints.
 """
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ class TrainConfig:
     device: str = "auto"  # cpu | cuda | auto
     threads: int = 0  # torch CPU threads, 0 = torch's default
     data: str | None = None  # Omniglot directory (else $EDGEMETA_DATA)
+    workers: int = 0  # processes sampling episodes ahead of training (0: sample in the training loop)
+    compile: bool = False  # torch.compile the learner's step for training (same numbers, faster; compiles first)
+    compile_mode: str = "auto"  # torch.compile mode; auto: CUDA graphs on CUDA, inductor's default on CPU
 
     def __post_init__(self) -> None:
         if isinstance(self.ways, int):
@@ -51,6 +56,12 @@ class TrainConfig:
             raise EdgemetaError("episodes and batch_size must be >= 1")
         if not self.lr > 0:
             raise EdgemetaError(f"learning rate must be > 0, got {self.lr}")
+        if self.workers < 0:
+            raise EdgemetaError(f"workers must be >= 0, got {self.workers}")
+        from edgemeta.fast_loop import COMPILE_MODES
+
+        if self.compile_mode not in COMPILE_MODES:
+            raise EdgemetaError(f"unknown compile mode {self.compile_mode!r}; valid: {', '.join(COMPILE_MODES)}")
 
     @property
     def total_steps(self) -> int:
@@ -96,32 +107,58 @@ class OmniglotTask:
 
 
 def episode_loss(learner, images, prev, labels, novelty_weight: float):
-    logits, novelty, _ = learner.unroll(images, prev)
-    loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
-    if novelty is not None:
-        # target: this class has not been shown earlier in the episode
-        first = (prev.new_zeros(labels.shape, dtype=torch.bool))
-        seen = torch.zeros(labels.shape[0], logits.shape[-1], dtype=torch.bool, device=labels.device)
-        for t in range(labels.shape[1]):
-            first[:, t] = ~seen.gather(1, labels[:, t : t + 1]).squeeze(1)
-            seen.scatter_(1, labels[:, t : t + 1], True)
-        loss = loss + novelty_weight * F.binary_cross_entropy_with_logits(novelty, first.float())
-    acc = (logits.argmax(-1) == labels).float().mean()
-    return loss, acc
+    """(loss, accuracy) of one batch of episodes; see fast_loop.EpisodeLoss."""
+    from edgemeta.fast_loop import EpisodeLoss
+
+    return EpisodeLoss(learner, novelty_weight)(images, prev, labels)
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
           log=print) -> dict:
-    """Meta-train into `out` (last.pt, best.pt, metrics.jsonl). Returns the final metrics."""
-    from tqdm import tqdm
+    """Meta-train into `out` (last.pt, best.pt, metrics.jsonl). Returns the final metrics.
 
-    from edgemeta.evaluate import accuracy_by_instance, episodes_to_tensors
+    Started by torchrun, every process calls this; they train together (see edgemeta/distributed.py).
+    """
+    from edgemeta import distributed
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    ctx, device = distributed.setup(pick_device(cfg.device))
+    try:
+        return _train(model_cfg, cfg, Path(out), resume, progress, log, ctx, device)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _resume_point(out: Path, model_cfg: ModelConfig, resume: bool, ctx):
+    """Rank 0 reads last.pt (if resuming) and hands it to every rank: -> (checkpoint or None, message, error)."""
+    ckpt, message, error = None, None, None
+    if ctx.is_main and resume:
+        try:
+            if (out / LAST).exists():
+                ckpt = load_checkpoint(out / LAST)
+                if ckpt["model_config"] != model_cfg.to_dict():
+                    raise EdgemetaError(
+                        f"{out / LAST} was trained with a different model config; use a new --out or the same options")
+            else:
+                message = f"nothing to resume in {out}; starting fresh"
+        except EdgemetaError as e:
+            error = str(e)
+    # one broadcast: the other ranks need not see `out` (multi-node runs without a shared disk)
+    return ctx.broadcast((ckpt, message, error))
+
+
+def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, progress: bool, log, ctx,
+           device: torch.device) -> dict:
+    from tqdm import tqdm
+
+    from edgemeta.evaluate import accuracy_by_instance
+    from edgemeta.fast_loop import EpisodeBatches, TrainStep, batch_stream, compile_core, uses_cuda_graphs
+
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        log = _silent
     torch.manual_seed(cfg.seed)
     learner = build_learner(model_cfg).to(device)
     opt = torch.optim.Adam(learner.parameters(), lr=cfg.lr)
@@ -130,19 +167,26 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
         opt, lambda s: cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     step, best, history = 0, -1.0, []
-    if resume and (out / LAST).exists():
-        ckpt = load_checkpoint(out / LAST)
-        if ckpt["model_config"] != model_cfg.to_dict():
-            raise EdgemetaError(f"{out / LAST} was trained with a different model config; use a new --out or the same options")
+    ckpt, message, error = _resume_point(out, model_cfg, resume, ctx)
+    if error:
+        raise EdgemetaError(error)
+    if message:
+        log(message)
+    if ckpt is not None:
         learner.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         step, best = ckpt["step"], ckpt["metrics"].get("best_val", -1.0)
         log(f"resumed {out / LAST} at step {step}/{total}")
-    elif resume:
-        log(f"nothing to resume in {out}; starting fresh")
+    del ckpt
 
     task = OmniglotTask(model_cfg, cfg)
+    core = compile_core(learner, device, cfg.compile_mode) if cfg.compile else None
+    train_step = TrainStep(learner, opt, sched, ctx, device, cfg.batch_size, cfg.novelty_weight, cfg.grad_clip, core,
+                           cuda_graphs=uses_cuda_graphs(device, cfg.compile, cfg.compile_mode))
+    batches = EpisodeBatches(task.train, model_cfg.num_classes, cfg.seed, cfg.batch_size, ctx.shard(cfg.batch_size))
+    if ctx.enabled:
+        log(f"training on {ctx.world_size} processes ({device.type}), {cfg.batch_size} episodes per step in all")
 
     def payload(metrics: dict) -> dict:
         return {
@@ -156,6 +200,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
             "metrics": metrics,
         }
 
+    def save(name: str, metrics: dict) -> None:
+        if ctx.is_main:
+            save_checkpoint(out / name, payload(metrics))
+
     interrupted = False
 
     def on_sigterm(signum, frame):  # a service manager stopping us gets the same clean save as Ctrl-C
@@ -165,26 +213,19 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
     t0, seen0 = time.perf_counter(), step
     run_loss = run_acc = None
     metrics: dict = {"best_val": best}
-    bar = tqdm(total=total, initial=step, desc=f"train {cfg.model}", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.model}", unit="step", disable=not (progress and ctx.is_main),
+               dynamic_ncols=True)
     try:
-        while step < total:
-            learner.train()
-            ep = task.train.sample(cfg.batch_size, np.random.default_rng([cfg.seed, step]))
-            x, prev, labels = episodes_to_tensors(ep, model_cfg.num_classes, device)
-            loss, acc = episode_loss(learner, x, prev, labels, cfg.novelty_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
+        for x, prev, labels in batch_stream(batches, step, total, device, cfg.workers):
+            loss, acc = train_step(x, prev, labels)
             step += 1
-            run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
-            run_acc = acc.item() if run_acc is None else 0.98 * run_acc + 0.02 * acc.item()
+            run_loss = loss if run_loss is None else 0.98 * run_loss + 0.02 * loss
+            run_acc = acc if run_acc is None else 0.98 * run_acc + 0.02 * acc
             eps = (step - seen0) * cfg.batch_size / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{run_loss:.3f}", acc=f"{run_acc:.3f}", eps=f"{eps:.0f}/s")
             bar.update(1)
             metrics = {"step": step, "loss": run_loss, "train_acc": run_acc, "episodes_per_s": eps, "best_val": best}
-            if step % cfg.val_every == 0 or step == total:
+            if ctx.is_main and (step % cfg.val_every == 0 or step == total):
                 val = accuracy_by_instance(learner, task.validation_images, min(5, model_cfg.num_classes), 10,
                                            cfg.val_episodes, seed=cfg.seed + 1, device=str(device))
                 score = float(np.mean(val["accuracy"][1:]))  # instances 2..10: what few-shot learning is about
@@ -196,16 +237,22 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
                 if score > best:
                     best = score
                     metrics["best_val"] = best
-                    save_checkpoint(out / BEST, payload(metrics))
+                    save(BEST, metrics)
             if step % cfg.ckpt_every == 0 or step == total:
-                save_checkpoint(out / LAST, payload(metrics))
+                save(LAST, metrics)
+        ctx.barrier()  # every rank returns once rank 0's last checkpoint is on disk
     except KeyboardInterrupt:
         interrupted = True
-        save_checkpoint(out / LAST, payload(metrics))
-        bar.write(f"interrupted: saved {out / LAST} at step {step}; continue with --resume")
+        save(LAST, metrics)
+        if ctx.is_main:
+            bar.write(f"interrupted: saved {out / LAST} at step {step}; continue with --resume")
     finally:
         bar.close()
         signal.signal(signal.SIGTERM, old_term)
     if interrupted:
         raise KeyboardInterrupt
     return metrics
+
+
+def _silent(*args, **kwargs) -> None:
+    """`log` on ranks other than 0: one voice per job."""

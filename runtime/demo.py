@@ -82,9 +82,17 @@ class DemoCore:
         self._prepare = prepare or _default_prepare
         self.seconds = {"preprocess": 0.0, "step": 0.0}  # time spent per stage, for benchmarks
 
-    def observe(self, frame: np.ndarray, index: int) -> Observation:
-        """Preprocess and predict (no commit)."""
-        obs = self._preprocessed(frame, index)
+    def prepare(self, frame: np.ndarray):
+        """Preprocess one frame (runtime/frames.py); thread-safe, so a VideoSource can run it while it
+        decodes (VideoSource(transform=core.prepare)) and hand the result over with the frame."""
+        t = time.perf_counter()
+        prep = self._prepare(frame, self.size)
+        self.seconds["preprocess"] += time.perf_counter() - t
+        return prep
+
+    def observe(self, frame: np.ndarray, index: int, prep=None) -> Observation:
+        """Preprocess (unless `prep` is given) and predict (no commit)."""
+        obs = self._preprocessed(frame, index, prep)
         if obs.found and self.learner.num_taught > 0:
             t = time.perf_counter()
             pred = self.learner.predict(obs.image)
@@ -111,11 +119,11 @@ class DemoCore:
         obs.taught = int(label)
         return True
 
-    def process(self, frame: np.ndarray, index: int, teach: Optional[int] = None) -> Observation:
+    def process(self, frame: np.ndarray, index: int, teach: Optional[int] = None, prep=None) -> Observation:
         """observe() or, for a taught frame, teach() directly (one learner step either way)."""
         if teach is None:
-            return self.observe(frame, index)
-        obs = self._preprocessed(frame, index)
+            return self.observe(frame, index, prep)
+        obs = self._preprocessed(frame, index, prep)
         self.teach(obs, teach)
         return obs
 
@@ -143,10 +151,9 @@ class DemoCore:
     def _taught_classes(self) -> np.ndarray:
         return np.flatnonzero(self.counts() > 0)
 
-    def _preprocessed(self, frame: np.ndarray, index: int) -> Observation:
-        t = time.perf_counter()
-        prep = self._prepare(frame, self.size)
-        self.seconds["preprocess"] += time.perf_counter() - t
+    def _preprocessed(self, frame: np.ndarray, index: int, prep=None) -> Observation:
+        if prep is None:
+            prep = self.prepare(frame)
         found = bool(prep.found) and prep.image is not None
         return Observation(index=index, frame=frame, found=found, image=prep.image if found else None,
                            bbox=_xywh(getattr(prep, "bbox", None)), roi=_xywh(getattr(prep, "roi", None)))
@@ -254,7 +261,7 @@ def run_headless(
             truth = getattr(source, "truth", None)
             label = teacher.label_for(truth) if teacher else events.get(index)
             counts_before = core.counts() if teacher else None
-            obs = core.process(frame, index, teach=label)
+            obs = core.process(frame, index, teach=label, prep=getattr(source, "prepared", None))
             if label is not None and obs.taught is None:
                 _say(f"frame {index}: no symbol found; class {label} not taught", echo, bar)
             if teacher:
@@ -434,7 +441,7 @@ def run_interactive(
             if not getattr(source, "ended", False) and (max_frames is None or shown < max_frames):
                 frame = source.read()
                 if frame is not None:
-                    obs = core.observe(frame, shown)
+                    obs = core.observe(frame, shown, getattr(source, "prepared", None))
                     shown += 1
                     fresh = True
                 elif not getattr(source, "ended", False):

@@ -74,6 +74,9 @@ def load_state_file(path: str | os.PathLike) -> LearnerState:
     path = Path(path)
     if not path.is_file():
         raise RuntimeStateError(f"state file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        # np.load would try to unpickle a non-archive file (and refuse): say what it really is.
+        raise RuntimeStateError(f"{path} is not an edgemeta state file (not an .npz archive); save one with learner.save_state")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}

@@ -251,9 +251,10 @@ class VideoSource:
     EdgemetaError. `open_backend` and `sleep` can be replaced (tests, other capture stacks).
 
     prefetch=True decodes in a background thread (OpenCV releases the GIL while decoding), so decoding
-    overlaps the demo's preprocessing and learner step on a second core. A finite source then queues a
-    few frames and never drops one; a live source keeps only the newest frame (lowest latency), and
-    read() returns None when no frame arrives within `timeout_ms`.
+    overlaps the demo's learner step on a second core. A finite source then queues a few frames and never
+    drops one; a live source keeps only the newest frame (lowest latency), and read() returns None when no
+    frame arrives within `timeout_ms`. `transform(frame)`, if given, runs on every frame in that same
+    thread (the demo preprocesses there); its result for the frame read() returned is `prepared`.
     """
 
     def __init__(
@@ -268,6 +269,7 @@ class VideoSource:
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         prefetch: bool = False,
+        transform: Callable[[np.ndarray], object] | None = None,
         open_backend: Callable[[SourceSpec], object] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         dataset=None,
@@ -284,6 +286,8 @@ class VideoSource:
         self.frame_index = -1
         self.ended = False
         self.truth = None
+        self.prepared = None
+        self._transform = transform
         self.reconnects = 0  # successful reopenings (for the overlay and the log)
         self._failed_reopens = 0
         self.backend = self._open_backend(self.spec)
@@ -330,28 +334,29 @@ class VideoSource:
     def read(self) -> Optional[np.ndarray]:
         if self.ended:
             return None
-        frame, truth, exhausted = self._take() if self._queue is not None else self._next()
+        frame, truth, exhausted, prepared = self._take() if self._queue is not None else self._next()
         if frame is None:
             if exhausted:
                 self.ended = True
-                self.truth = None
+                self.truth = self.prepared = None
             return None
         self.frame_index += 1
-        self.truth = truth
+        self.truth, self.prepared = truth, prepared
         return frame
 
     def _next(self) -> tuple:
-        """One attempt at the next frame: (frame or None, ground truth, source exhausted)."""
+        """One attempt at the next frame: (frame or None, ground truth, source exhausted, transformed)."""
         if self.backend is None and not self._reopen():
-            return None, None, False
+            return None, None, False, None
         frame = self.backend.read()
         if frame is None:
             if not self.live:
-                return None, None, True
+                return None, None, True, None
             self._drop()
-            return None, None, False
+            return None, None, False, None
         self._failed_reopens = 0
-        return frame, getattr(self.backend, "truth", None), False
+        prepared = self._transform(frame) if self._transform is not None else None
+        return frame, getattr(self.backend, "truth", None), False, prepared
 
     def _drop(self) -> None:
         """A live source stopped delivering: close it; the next attempt reopens it after a backoff."""
@@ -411,9 +416,9 @@ class VideoSource:
                 item = self._queue.get(timeout=self.timeout_s if self.live else 0.5)
             except queue.Empty:
                 if self.live:
-                    return None, None, False  # a timeout: no frame this time
+                    return None, None, False, None  # a timeout: no frame this time
                 if not self._thread.is_alive():
-                    return None, None, True
+                    return None, None, True, None
                 continue
             if isinstance(item, BaseException):
                 raise item

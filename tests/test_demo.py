@@ -3,7 +3,6 @@ state, a camera that drops mid-run, bad input, and the interactive loop's keys (
 from __future__ import annotations
 
 import json
-import os
 
 import cv2
 import numpy as np

@@ -245,3 +245,14 @@ def test_prefetch_on_a_live_source_times_out_with_none():
             if frame is not None:
                 break
         assert frame is not None and src.frame_index == 0
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_transform_result_travels_with_its_frame(tmp_path, prefetch):
+    for i, f in enumerate(_frames(6)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), f)
+    with VideoSource(str(tmp_path), prefetch=prefetch, transform=lambda f: int(f[0, 0, 0]) + 1) as src:
+        pairs = []
+        while (f := src.read()) is not None:
+            pairs.append((int(f[0, 0, 0]), src.prepared))
+    assert pairs == [(20 * i + 10, 20 * i + 11) for i in range(6)] and src.prepared is None

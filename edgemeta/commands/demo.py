@@ -78,7 +78,8 @@ def command(model, source, device, backend, headless, script, log, record, state
     size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None else {}
     configure_opencv()
     core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
-    with VideoSource(uri, prefetch=True, **size) as video:
+    # Decoding and preprocessing run in the source's thread, the learner and the overlay in this one.
+    with VideoSource(uri, prefetch=True, transform=core.prepare, **size) as video:
         click.echo(f"model {learner.path.name}: {learner.num_classes} classes, {learner.input_size}x{learner.input_size} input; "
                    f"source {uri}")
         try:

@@ -24,7 +24,7 @@ MODEL_DEFAULTS = {
 @click.option("--instances", type=click.IntRange(1, 20), default=None, help="Examples per class. [model's default]")
 @click.option("--steps", type=click.IntRange(2, 1000), default=None, help="Fixed episode length instead of --instances.")
 @click.option("--episodes", type=click.IntRange(1), default=100_000, show_default=True, help="Training episodes in all.")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Episodes per step.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Episodes per optimizer step in all (under torchrun: split among the processes).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights and every episode.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -36,12 +36,23 @@ MODEL_DEFAULTS = {
               help="After training, evaluate best.pt on this many meta-test episodes and print the paper's table.")
 @click.option("--no-augment", is_flag=True, help="Turn off the paper's rotation/jitter augmentation.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Processes sampling episodes ahead of training (0: sample in the training loop).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the learner's step for training: same numbers, faster, after a compile of a minute or so.")
+@click.option("--compile-mode", type=click.Choice(["auto", "default", "reduce-overhead", "max-autotune",
+                                                   "max-autotune-no-cudagraphs"]),
+              default="auto", show_default=True, help="torch.compile mode for --compile (auto: CUDA graphs on CUDA).")
 def command(task, data, model_name, out, ways, instances, steps, episodes, batch_size, lr, seed, device, threads,
-            val_every, val_episodes, ckpt_every, eval_episodes, no_augment, resume):
+            val_every, val_episodes, ckpt_every, eval_episodes, no_augment, resume, workers, compile_, compile_mode):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels."""
     from edgemeta import EdgemetaError
 
     if task == "quadratic":
+        from edgemeta.distributed import env_context
+
+        if env_context().enabled:
+            raise EdgemetaError("--task quadratic trains in one process; run it without torchrun")
         from edgemeta.quadratic import QuadraticConfig, train_quadratic
 
         qcfg = QuadraticConfig(episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, device=device,
@@ -62,12 +73,15 @@ def command(task, data, model_name, out, ways, instances, steps, episodes, batch
         task=task, model=model_name, ways=ways or defaults["ways"], instances=instances, steps=steps,
         episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every, val_episodes=val_episodes,
         ckpt_every=ckpt_every, device=device, threads=threads, data=data, augment=not no_augment,
+        workers=workers, compile=compile_, compile_mode=compile_mode,
     )
     try:
         train(model_cfg, cfg, out, resume=resume)
     except KeyboardInterrupt:
         raise SystemExit(130)
-    if eval_episodes:
+    from edgemeta.distributed import is_main_process
+
+    if eval_episodes and is_main_process():  # under torchrun: evaluate once, not once per process
         from edgemeta.commands.evaluate import run_eval
 
         run_eval(out, data=data, ways=5, instances=10, episodes=eval_episodes, seed=seed, device=device)

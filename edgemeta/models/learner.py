@@ -76,18 +76,24 @@ class StepLearner(nn.Module):
         return self.core(features, x_proj, prev_label, state)
 
     # --- a whole episode -------------------------------------------------------------------
-    def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor, state: dict[str, torch.Tensor] | None = None):
+    def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor, state: dict[str, torch.Tensor] | None = None,
+               core=None):
         """images [B, T, 1, S, S], prev_labels [B, T, C] -> logits [B, T, C], novelty [B, T] or None, state.
 
-        The encoder runs on all T images at once (it has no state), then the core steps through time.
+        The encoder runs on all T images at once (it has no state), then the core steps through time
+        (`core`: a stand-in for `self.core` with the same signature, e.g. a compiled one; see fast_loop).
+        Steps take their inputs from `unbind` rather than `x[:, i]`: the backward of T indexing ops
+        writes T zero-filled [B, T, ...] gradients (quadratic in T, half of a CPU training step),
+        while unbind's backward is one stack. Same values, same gradients, bit for bit.
         """
         b, t = images.shape[:2]
         feats = self.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
         x_proj = self.controller.project(torch.cat([feats, prev_labels], dim=2))
         state = self.zero_state(b, images.device) if state is None else state
+        core = self.core if core is None else core
         logits, novelty = [], []
-        for i in range(t):
-            lg, nv, state = self.core(feats[:, i], x_proj[:, i], prev_labels[:, i], state)
+        for f, xp, pl in zip(feats.unbind(1), x_proj.unbind(1), prev_labels.unbind(1)):
+            lg, nv, state = core(f, xp, pl, state)
             logits.append(lg)
             if nv is not None:
                 novelty.append(nv)

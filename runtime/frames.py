@@ -164,11 +164,14 @@ PAPER_LEVEL = 200  # flattened paper brightness: leaves room above it for bright
 
 def _flatten_lighting(region: np.ndarray) -> np.ndarray:
     """uint8 page with the paper at PAPER_LEVEL everywhere, ink well below: gray / paper brightness."""
+    smooth = cv2.GaussianBlur(region, (3, 3), 0)  # sensor noise
     k = max(3, (max(region.shape) // 8) | 1)  # wider than a stroke, narrower than a lighting change
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    background = cv2.morphologyEx(region, cv2.MORPH_CLOSE, kernel)
-    background = cv2.blur(background, (k, k))
-    smooth = cv2.GaussianBlur(region, (3, 3), 0)  # sensor noise
+    # The paper's brightness: a closing erases dark strokes thinner than k. It runs on the smoothed
+    # image (a closing of raw noise is biased bright, which would make dark areas look like ink),
+    # and is not blurred afterwards, so the edges of large dark areas (a table, a shadow) divide
+    # out to paper instead of leaving a ring of false ink.
+    background = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, kernel)
     return cv2.divide(smooth, np.maximum(background, 1), scale=PAPER_LEVEL)
 
 

@@ -92,7 +92,8 @@ def test_custom_region_of_interest(drawings):
     (lambda rng: paper(rng, gradient=False) * 0 + 128, "no ink"),
     (lambda rng: np.zeros((480, 640), np.float32), "no ink"),
     (lambda rng: speck(rng), "too little ink"),
-    (lambda rng: slab(rng), "too much ink"),
+    (lambda rng: slab(rng), "no ink"),
+    (lambda rng: dots(rng), "too much ink"),
 ])
 def test_no_character_found(make, reason):
     frame = np.clip(make(np.random.default_rng(3)), 0, 255).astype(np.uint8)
@@ -103,13 +104,21 @@ def test_no_character_found(make, reason):
 
 def speck(rng):
     page = paper(rng)
-    page[238:241, 318:321] = 40.0  # a 3x3 dot of dust
+    page[235:245, 315:325] = 40.0  # a dot of dirt: ink, but far too little for a character
     return page
 
 
 def slab(rng):
     page = paper(rng)
-    page[170:310, 250:390] = 40.0  # a big dark block (a thumb, a logo): not a character
+    page[170:310, 250:390] = 40.0  # a big dark block (a thumb, the table): no strokes in it
+    return page
+
+
+def dots(rng):
+    page = paper(rng)
+    for y in range(110, 370, 12):
+        for x in range(190, 450, 12):
+            page[y : y + 8, x : x + 8] = 40.0  # a page of dense marks: more ink than any character
     return page
 
 

@@ -17,6 +17,10 @@ class ModelConfig:
     encoder: str = "flat"  # "flat": raw pixels into the controller (the paper); "conv": a small CNN first
     conv_channels: tuple[int, ...] = (16, 32, 64)  # conv encoder: channels per 3x3 conv + 2x2 max-pool block
     embedding: int = 128  # conv encoder: output features
+    # conv encoder: also pass the raw pixels on. A random CNN maps all characters to similar features,
+    # so memory lookups start blind; raw pixels give them a useful similarity from the first step while
+    # the CNN learns better features.
+    pixel_skip: bool = False
     controller: int = 200  # LSTM controller units (paper: 200)
     memory_slots: int = 128  # external memory rows (paper: 128)
     memory_width: int = 40  # external memory row width (paper: 40)
@@ -63,7 +67,7 @@ PRESETS: dict[str, dict] = {
     # The paper's LSTM baseline: same input protocol, no external memory.
     "lstm": dict(arch="lstm", image_size=20, num_classes=5, encoder="flat"),
     # The product learner for the live demo: CNN encoder, up to 10 classes, novelty head.
-    "default": dict(arch="mann", image_size=28, num_classes=10, encoder="conv", novelty=True),
+    "default": dict(arch="mann", image_size=28, num_classes=10, encoder="conv", pixel_skip=True, novelty=True),
 }
 
 

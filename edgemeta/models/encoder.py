@@ -35,10 +35,14 @@ class ConvEncoder(nn.Module):
         self.body = nn.Sequential(*layers)
         self.proj = nn.Linear(channels * size * size, cfg.embedding)
         self.norm = nn.LayerNorm(cfg.embedding)
-        self.out_features = cfg.embedding
+        self.pixel_skip = cfg.pixel_skip
+        self.out_features = cfg.embedding + (cfg.image_size * cfg.image_size if cfg.pixel_skip else 0)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(self.body(image).flatten(1)))
+        features = self.norm(self.proj(self.body(image).flatten(1)))
+        if self.pixel_skip:
+            features = torch.cat([features, image.flatten(1)], dim=1)
+        return features
 
 
 def build_encoder(cfg: ModelConfig) -> nn.Module:

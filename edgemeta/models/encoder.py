@@ -34,8 +34,15 @@ class ConvEncoder(nn.Module):
             channels, size = out, size // 2
         self.body = nn.Sequential(*layers)
         self.proj = nn.Linear(channels * size * size, cfg.embedding)
-        self.norm = nn.LayerNorm(cfg.embedding)
         self.pixel_skip = cfg.pixel_skip
+        if cfg.pixel_skip:
+            # Start as the pixels alone (CNN features zero) and let the CNN grow in: its random
+            # features would otherwise add a large common component that hides the pixel similarity.
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
+            self.norm = nn.Identity()
+        else:
+            self.norm = nn.LayerNorm(cfg.embedding)
         self.out_features = cfg.embedding + (cfg.image_size * cfg.image_size if cfg.pixel_skip else 0)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -246,7 +246,10 @@ def train_quadratic(cfg: QuadraticConfig, out: str | Path, resume: bool = False,
     from edgemeta.train import pick_device
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgemetaError(f"cannot create run directory {out}: {e.strerror or e}; pick a writable --out") from None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)

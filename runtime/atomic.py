@@ -19,6 +19,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -45,6 +46,12 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], None], s
     """Call `writer(tmp_path)` and publish the result atomically at `path`."""
     with atomic_path(path, suffix=suffix) as tmp:
         writer(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:

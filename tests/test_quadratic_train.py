@@ -92,3 +92,10 @@ def test_cli_trains_evaluates_and_writes_the_table(tmp_path, capsys):
     best = load_checkpoint(run / "best.pt")
     assert best["task"] == "quadratic" and best["metrics"]["eval"]["nmse"] == result["nmse"]
     assert (run / "last.pt").is_file() and (run / "metrics.jsonl").is_file()
+
+
+def test_unwritable_run_directory_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("not a folder")
+    rc = main(["train", "--task", "quadratic", "--out", str(tmp_path / "a-file" / "run"), "--episodes", "8"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and err.startswith("error: cannot create run directory")

@@ -19,8 +19,12 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
     from edgemeta.train import pick_device
 
     ckpt = load_checkpoint(run)
+    if ckpt.get("task") == "quadratic":
+        from edgemeta.quadratic import run_quadratic_eval
+
+        return run_quadratic_eval(run, episodes=episodes, seed=seed, device=device, out_dir=out_dir)
     if ckpt.get("task", "omniglot") != "omniglot":
-        raise EdgemetaError(f"{ckpt['path']} is a {ckpt['task']} learner; `edgemeta eval` evaluates Omniglot learners")
+        raise EdgemetaError(f"{ckpt['path']} is a {ckpt['task']} learner; `edgemeta eval` knows omniglot and quadratic")
     learner = learner_from_checkpoint(ckpt)
     if ways > learner.cfg.num_classes:
         raise EdgemetaError(f"--ways {ways} exceeds the learner's {learner.cfg.num_classes} classes")

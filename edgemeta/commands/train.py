@@ -56,7 +56,8 @@ def command(task, data, model_name, out, ways, instances, steps, episodes, batch
         from edgemeta.quadratic import QuadraticConfig, train_quadratic
 
         qcfg = QuadraticConfig(episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                               steps=steps or 50, threads=threads)
+                               steps=steps or 50, threads=threads, val_every=val_every, val_episodes=val_episodes,
+                               ckpt_every=ckpt_every, eval_episodes=eval_episodes or 1000)
         train_quadratic(qcfg, out, resume=resume)
         return
 

@@ -1,0 +1,192 @@
+"""Meta-training throughput: episodes per second of the plain loop and the fast loop, in the same run.
+
+    python benchmarks/train_throughput.py [--model mann] [--batch 64] [--threads 1] [--device cpu|cuda|auto]
+                                          [--iters 7] [--warmup 2] [--no-compile] [--sampling --data DIR]
+
+One "iteration" is one training step on a batch of episodes already in memory: unroll the episode,
+loss, backward, gradient clip, Adam. Loops, each with its own copy of the same initial weights:
+  reference  the loop as first written (a step's inputs taken with x[:, t]; see reference_unroll)
+  plain      `edgemeta train` without flags (eager PyTorch)
+  compiled   `edgemeta train --compile` (torch.compile of the step; on CUDA with CUDA graphs)
+Iterations of the loops are interleaved, so a busy machine slows them alike; the table gives the
+median over --iters timed iterations after --warmup, and ratios to the reference and plain loops.
+Compile time (first iterations of the compiled loop) is printed separately.
+
+--sampling (needs Omniglot) adds the data side: episodes sampled per second with the paper's
+augmentation, and whole training steps per second with sampling in the loop (--workers 0) and
+ahead of it in worker processes (--workers N, default 1).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def reference_unroll(learner, images, prev_labels):
+    """StepLearner.unroll as first written: each step indexes x[:, t] (whose backward zero-fills [B, T, ...] T times)."""
+    b, t = images.shape[:2]
+    feats = learner.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
+    x_proj = learner.controller.project(torch.cat([feats, prev_labels], dim=2))
+    state = learner.zero_state(b, images.device)
+    logits, novelty = [], []
+    for i in range(t):
+        lg, nv, state = learner.core(feats[:, i], x_proj[:, i], prev_labels[:, i], state)
+        logits.append(lg)
+        if nv is not None:
+            novelty.append(nv)
+    return torch.stack(logits, dim=1), torch.cat(novelty, dim=1) if novelty else None
+
+
+class Loop:
+    def __init__(self, name, learner, forward, device):
+        self.name, self.learner, self.forward, self.device = name, learner, forward, device
+        self.opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
+        self.times: list[float] = []
+
+    def iteration(self, x, prev, labels, cuda_graphs=False) -> float:
+        sync(self.device)
+        t = time.perf_counter()
+        if cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss = self.forward(x, prev, labels)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.learner.parameters(), 10.0)
+        self.opt.step()
+        sync(self.device)
+        return time.perf_counter() - t
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def synthetic_batch(cfg, batch: int, steps: int, device, seed=0):
+    g = np.random.default_rng(seed)
+    images = torch.from_numpy((g.random((batch, steps, 1, cfg.image_size, cfg.image_size)) > 0.8).astype(np.float32))
+    labels = torch.from_numpy(g.integers(0, cfg.num_classes, (batch, steps)))
+    prev = torch.zeros(batch, steps, cfg.num_classes)
+    prev[:, 1:] = F.one_hot(labels[:, :-1], cfg.num_classes).float()
+    return images.to(device), prev.to(device), labels.to(device)
+
+
+def model_loops(args, device):
+    from edgemeta.fast_loop import EpisodeLoss, compile_core, uses_cuda_graphs
+    from edgemeta.models import build_learner, preset
+
+    cfg = preset(args.model)
+    torch.manual_seed(0)
+    base = build_learner(cfg).to(device)
+    x, prev, labels = synthetic_batch(cfg, args.batch, args.steps, device)
+
+    def ce(logits, novelty):
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten())
+
+    loops = []
+    ref = copy.deepcopy(base)
+    loops.append(Loop("reference", ref, lambda x, p, y: ce(*reference_unroll(ref, x, p)), device))
+    plain = copy.deepcopy(base)
+    plain_loss = EpisodeLoss(plain, 0.5)
+    loops.append(Loop("plain", plain, lambda x, p, y: plain_loss(x, p, y)[0], device))
+    compiled_graphs = False
+    if not args.no_compile:
+        fast = copy.deepcopy(base)
+        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode))
+        loops.append(Loop("compiled", fast, lambda x, p, y: fast_loss(x, p, y)[0], device))
+        compiled_graphs = uses_cuda_graphs(device, True, args.compile_mode)
+
+    print(f"device {device}, threads {torch.get_num_threads()}, model {args.model}, batch {args.batch}, "
+          f"episode length {args.steps}, torch {torch.__version__}")
+    if not args.no_compile:
+        t = time.perf_counter()
+        for _ in range(3):  # CUDA graphs record on the 2nd-3rd call; everything compiles on the 1st
+            loops[-1].iteration(x, prev, labels, compiled_graphs)
+        print(f"compile + first 3 iterations of the compiled loop: {time.perf_counter() - t:.1f} s")
+    for i in range(args.warmup + args.iters):
+        for loop in loops:
+            dt = loop.iteration(x, prev, labels, compiled_graphs and loop.name == "compiled")
+            if i >= args.warmup:
+                loop.times.append(dt)
+    ref_ms = statistics.median(loops[0].times) * 1000
+    plain_ms = statistics.median(loops[1].times) * 1000
+    print(f"{'loop':<10} {'ms/iter':>9} {'episodes/s':>11} {'vs reference':>13} {'vs plain':>9}")
+    for loop in loops:
+        ms = statistics.median(loop.times) * 1000
+        print(f"{loop.name:<10} {ms:>9.1f} {args.batch / ms * 1000:>11.0f} {ref_ms / ms:>12.2f}x {plain_ms / ms:>8.2f}x")
+
+
+def sampling(args, device):
+    from edgemeta.data.episodes import EpisodeSampler
+    from edgemeta.data.omniglot import load_omniglot, split_classes
+    from edgemeta.fast_loop import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core
+    from edgemeta.distributed import DistContext
+    from edgemeta.models import build_learner, preset
+
+    cfg = preset(args.model)
+    images = load_omniglot(args.data).images(cfg.image_size)[split_classes()["train"]]
+    sampler = EpisodeSampler(images, cfg.num_classes, 5, instances=args.steps // 5, augment=True)
+    times = []
+    for k in range(args.iters):
+        t = time.perf_counter()
+        sampler.sample(args.batch, np.random.default_rng([0, k]))
+        times.append(time.perf_counter() - t)
+    print(f"sampling with augmentation, in the loop's process: {args.batch / statistics.median(times):.0f} episodes/s")
+
+    steps = args.warmup + args.iters
+    for workers in (0, args.workers):
+        torch.manual_seed(0)
+        learner = build_learner(cfg).to(device)
+        opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        core = None if args.no_compile else compile_core(learner, device, args.compile_mode)
+        step = TrainStep(learner, opt, sched, DistContext(), device, args.batch, 0.5, 10.0, core)
+        batches = EpisodeBatches(sampler, cfg.num_classes, 0, args.batch)
+        stamps = []
+        for x, prev, labels in batch_stream(batches, 0, steps, device, workers):
+            step(x, prev, labels)
+            stamps.append(time.perf_counter())
+        per_step = np.diff(stamps[args.warmup - 1:])  # includes waiting for the next batch
+        loop = "plain" if args.no_compile else "compiled"
+        print(f"{loop} loop, sampling {'in the loop' if workers == 0 else f'in {workers} worker process(es)'}: "
+              f"{args.batch / float(np.median(per_step)):.0f} episodes/s")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="mann", choices=["mann", "lstm", "default"])
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=50, help="episode length (mann: 5 ways x 10 instances)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--iters", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled loop")
+    p.add_argument("--compile-mode", default="auto")
+    p.add_argument("--sampling", action="store_true", help="also measure episode sampling (needs --data)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--data", default=None, help="Omniglot directory (else $EDGEMETA_DATA)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
+        return 1
+    device = torch.device(args.device)
+    model_loops(args, device)
+    if args.sampling:
+        sampling(args, device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,10 +49,12 @@ class Loop:
         self.name, self.learner, self.forward, self.device = name, learner, forward, device
         self.opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
         self.times: list[float] = []
+        self.cpu_times: list[float] = []
 
-    def iteration(self, x, prev, labels, cuda_graphs=False) -> float:
+    def iteration(self, x, prev, labels, cuda_graphs=False) -> tuple[float, float]:
+        """-> (wall-clock seconds, CPU seconds of this process)."""
         sync(self.device)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         if cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         loss = self.forward(x, prev, labels)
@@ -61,7 +63,7 @@ class Loop:
         torch.nn.utils.clip_grad_norm_(self.learner.parameters(), 10.0)
         self.opt.step()
         sync(self.device)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
 
 def sync(device):
@@ -112,15 +114,18 @@ def model_loops(args, device):
         print(f"compile + first 3 iterations of the compiled loop: {time.perf_counter() - t:.1f} s")
     for i in range(args.warmup + args.iters):
         for loop in loops:
-            dt = loop.iteration(x, prev, labels, compiled_graphs and loop.name == "compiled")
+            wall, cpu = loop.iteration(x, prev, labels, compiled_graphs and loop.name == "compiled")
             if i >= args.warmup:
-                loop.times.append(dt)
-    ref_ms = statistics.median(loops[0].times) * 1000
-    plain_ms = statistics.median(loops[1].times) * 1000
-    print(f"{'loop':<10} {'ms/iter':>9} {'episodes/s':>11} {'vs reference':>13} {'vs plain':>9}")
-    for loop in loops:
-        ms = statistics.median(loop.times) * 1000
-        print(f"{loop.name:<10} {ms:>9.1f} {args.batch / ms * 1000:>11.0f} {ref_ms / ms:>12.2f}x {plain_ms / ms:>8.2f}x")
+                loop.times.append(wall)
+                loop.cpu_times.append(cpu)
+    # Wall-clock is what training feels; CPU time of the process is steadier on a shared machine
+    # (with --threads 1 it is the loop's own work, whatever else runs).
+    med = {loop.name: (statistics.median(loop.times) * 1000, statistics.median(loop.cpu_times) * 1000) for loop in loops}
+    print(f"median of {args.iters} iterations after {args.warmup} warm-up; ratios: wall-clock (CPU time)")
+    print(f"{'loop':<10} {'ms/iter':>9} {'cpu ms':>8} {'episodes/s':>11} {'vs reference':>15} {'vs plain':>15}")
+    for name, (ms, cpu) in med.items():
+        vs = [f"{med[b][0] / ms:.2f}x ({med[b][1] / cpu:.2f}x)" for b in ("reference", "plain")]
+        print(f"{name:<10} {ms:>9.1f} {cpu:>8.1f} {args.batch / ms * 1000:>11.0f} {vs[0]:>15} {vs[1]:>15}")
 
 
 def sampling(args, device):

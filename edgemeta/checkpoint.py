@@ -7,6 +7,8 @@ and `edgemeta eval` need: no other file has to travel with it.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -22,8 +24,10 @@ LAST, BEST = "last.pt", "best.pt"
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     payload = {"kind": KIND, "format": FORMAT, **payload}
     try:
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            # Through a Python file: on a full disk torch's own C++ file writer fails with a cryptic
+            # RuntimeError ("unexpected pos ..."), Python's file with OSError(ENOSPC), which we report.
+            torch.save(payload, f)
     except OSError as e:
         raise EdgemetaError(f"cannot write checkpoint {path}: {e.strerror or e}; the previous file was kept") from None
 
@@ -45,9 +49,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
     p = resolve_checkpoint(path)
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's messages here are paragraphs that suggest weights_only=False; say what the file is instead.
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:  # weights_only=True met a class or function it will not build: never load it
+            raise EdgemetaError(f"{p} holds Python objects besides tensors and plain data ({found.group(1)}); refused "
+                                "unloaded, as loading them could run code: use a checkpoint written by `edgemeta train`") from None
+        raise EdgemetaError(f"{p} is not a readable edgemeta checkpoint (not a file written by torch.save); "
+                            "re-train or re-download it") from None
     except Exception as e:  # a file that is not a checkpoint can make the unpickler raise almost anything
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EdgemetaError(f"{p} is not a readable edgemeta checkpoint ({first[:160]}); re-train or re-download it") from None
+        raise EdgemetaError(f"{p} is not a readable edgemeta checkpoint ({_first_line(e)}); re-train or re-download it") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
         raise EdgemetaError(f"{p} is not an edgemeta checkpoint (no '{KIND}' marker); pass a file written by `edgemeta train`")
     if ckpt.get("format") != FORMAT:
@@ -63,12 +74,26 @@ def learner_from_checkpoint(ckpt: dict):
     """Build the learner a checkpoint describes and load its weights, checking they match its config."""
     from edgemeta.models import ModelConfig, build_learner
 
-    cfg = ModelConfig.from_dict(ckpt["model_config"])
-    learner = build_learner(cfg)
+    where = ckpt.get("path", "checkpoint")
+    config = ckpt["model_config"]
+    if not isinstance(config, dict):
+        raise EdgemetaError(f"{where}: its model config is damaged (a {type(config).__name__}, not a mapping); re-train it")
+    try:
+        cfg = ModelConfig.from_dict(config)
+        learner = build_learner(cfg)
+    except EdgemetaError as e:
+        raise EdgemetaError(f"{where}: {e}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as e:  # e.g. a number where a name belongs
+        raise EdgemetaError(f"{where}: its model config is damaged ({type(e).__name__}: {_first_line(e)}); re-train it") from None
     try:
         learner.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AttributeError) as e:  # wrong shapes or names, or no state dict at all
         detail = " ".join(str(e).split())[:200]
-        raise EdgemetaError(f"{ckpt.get('path', 'checkpoint')}: weights do not match its model config ({detail})") from None
+        raise EdgemetaError(f"{where}: weights do not match its model config ({detail})") from None
     learner.eval()
     return learner
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__

@@ -53,13 +53,11 @@ class DistContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def sum(self, values: list[float], device: torch.device) -> list[float]:
-        """Element-wise sum of `values` over all ranks."""
-        if not self.enabled:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        return t.tolist()
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` summed element-wise over all ranks, in place (asynchronous on GPUs until read)."""
+        if self.enabled:
+            dist.all_reduce(t)
+        return t
 
     def wrap(self, module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         """DistributedDataParallel around `module` (gradients averaged over ranks), or `module` alone."""

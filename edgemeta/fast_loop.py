@@ -144,8 +144,9 @@ class TrainStep:
         self.rows = rows.stop - rows.start
         self.scale = ctx.world_size * self.rows / batch_size
 
-    def __call__(self, images: torch.Tensor, prev: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-        """-> (mean loss, mean accuracy) over the global batch."""
+    def __call__(self, images: torch.Tensor, prev: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """-> [mean loss, mean accuracy] over the global batch, a tensor on the device: reading it
+        (.tolist()) waits for the GPU, so the caller decides how often to."""
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be overwritten now
         self.learner.train()
@@ -155,7 +156,7 @@ class TrainStep:
         torch.nn.utils.clip_grad_norm_(self.learner.parameters(), self.grad_clip)
         self.opt.step()
         self.sched.step()
-        if not self.ctx.enabled:
-            return loss.item(), acc.item()
-        total_loss, total_acc = self.ctx.sum([loss.item() * self.rows, acc.item() * self.rows], self.device)
-        return total_loss / self.batch_size, total_acc / self.batch_size
+        stats = torch.stack([loss.detach(), acc])
+        if self.ctx.enabled:
+            stats = self.ctx.sum_(stats * self.rows) / self.batch_size
+        return stats

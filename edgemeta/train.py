@@ -213,19 +213,28 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     t0, seen0 = time.perf_counter(), step
     run_loss = run_acc = None
     metrics: dict = {"best_val": best}
+    # Reading a step's loss makes the host wait for the device to finish that step. On a GPU, read
+    # them every `read_every` steps so the host queues the next steps meanwhile (same running means).
+    read_every = 1 if device.type == "cpu" else 25
+    pending: list[torch.Tensor] = []
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.model}", unit="step", disable=not (progress and ctx.is_main),
                dynamic_ncols=True)
     try:
         for x, prev, labels in batch_stream(batches, step, total, device, cfg.workers):
-            loss, acc = train_step(x, prev, labels)
+            pending.append(train_step(x, prev, labels))
             step += 1
-            run_loss = loss if run_loss is None else 0.98 * run_loss + 0.02 * loss
-            run_acc = acc if run_acc is None else 0.98 * run_acc + 0.02 * acc
-            eps = (step - seen0) * cfg.batch_size / (time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{run_loss:.3f}", acc=f"{run_acc:.3f}", eps=f"{eps:.0f}/s")
+            validate = ctx.is_main and (step % cfg.val_every == 0 or step == total)
+            checkpoint = step % cfg.ckpt_every == 0 or step == total
+            if len(pending) >= read_every or validate or checkpoint:
+                for loss, acc in torch.stack(pending).tolist():
+                    run_loss = loss if run_loss is None else 0.98 * run_loss + 0.02 * loss
+                    run_acc = acc if run_acc is None else 0.98 * run_acc + 0.02 * acc
+                pending.clear()
+                eps = (step - seen0) * cfg.batch_size / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{run_loss:.3f}", acc=f"{run_acc:.3f}", eps=f"{eps:.0f}/s")
+                metrics = {"step": step, "loss": run_loss, "train_acc": run_acc, "episodes_per_s": eps, "best_val": best}
             bar.update(1)
-            metrics = {"step": step, "loss": run_loss, "train_acc": run_acc, "episodes_per_s": eps, "best_val": best}
-            if ctx.is_main and (step % cfg.val_every == 0 or step == total):
+            if validate:
                 val = accuracy_by_instance(learner, task.validation_images, min(5, model_cfg.num_classes), 10,
                                            cfg.val_episodes, seed=cfg.seed + 1, device=str(device))
                 score = float(np.mean(val["accuracy"][1:]))  # instances 2..10: what few-shot learning is about
@@ -238,7 +247,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
                     best = score
                     metrics["best_val"] = best
                     save(BEST, metrics)
-            if step % cfg.ckpt_every == 0 or step == total:
+            if checkpoint:
                 save(LAST, metrics)
         ctx.barrier()  # every rank returns once rank 0's last checkpoint is on disk
     except KeyboardInterrupt:

@@ -18,9 +18,9 @@ the one-hot label of the previous *committed* image. So:
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +38,43 @@ class EpisodeLengthWarning(UserWarning):
     """More examples were taught than the learner saw in its training episodes."""
 
 
-@dataclass(frozen=True)
 class Prediction:
-    """One step's output for B streams: softmax over all C classes, its argmax and maximum."""
+    """One step's output for B streams.
 
-    probs: np.ndarray  # (B, C) float32
-    label: np.ndarray  # (B,) int64
-    confidence: np.ndarray  # (B,) float32, probs[label]
-    novelty: np.ndarray | None  # (B,) float32: probability the image shows an untaught class; None without that head
-    logits: np.ndarray  # (B, C) float32
+    logits      (B, C) float32, the learner's raw scores
+    probs       (B, C) float32, softmax over all C classes (mask untaught classes yourself if you like)
+    label       (B,) int64, argmax
+    confidence  (B,) float32, probs at label
+    novelty     (B,) float32, probability the image shows an untaught class; None without that head
+    probs/label/confidence are computed on first use: teach() returns a Prediction that callers
+    often ignore, and the softmax would otherwise cost as much as a quarter of a step.
+    """
+
+    __slots__ = ("logits", "novelty", "_probs")
+
+    def __init__(self, logits: np.ndarray, novelty: np.ndarray | None):
+        self.logits = logits
+        self.novelty = novelty
+        self._probs = None
+
+    @property
+    def probs(self) -> np.ndarray:
+        if self._probs is None:
+            e = np.exp(self.logits - self.logits.max(axis=1, keepdims=True))
+            self._probs = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return self._probs
+
+    @property
+    def label(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probs.max(axis=1)
+
+    def __repr__(self) -> str:
+        nov = "" if self.novelty is None else f", novelty={self.novelty.round(3).tolist()}"
+        return f"Prediction(label={self.label.tolist()}, confidence={self.confidence.round(3).tolist()}{nov})"
 
 
 def shipped_learners() -> list[str]:
@@ -108,6 +136,8 @@ class Learner:
         self.state_shapes: dict = dict(spec.state_shapes)
         self.model_id: str = str(spec.metadata["model_id"])
         self.episode_steps = spec.metadata.get("episode_steps")
+        steps = self.episode_steps
+        self._limit = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 0
         self._class_names: list = [None] * self.num_classes
         self._eye = np.eye(self.num_classes, dtype=np.float32)
         self._clear_memory()
@@ -162,6 +192,20 @@ class Learner:
             self._set_image(image)
             self._backend.run()
             self._last = self._prediction()
+        if self.batch == 1:
+            # One stream: plain Python on scalars; the general path below costs more than the step.
+            lab = int(labels[0])
+            self._backend.commit()
+            self._pending[0] = lab
+            self._counts[0, lab] += 1
+            self._steps[0] += 1
+            prev = self._backend.prev_label
+            prev.fill(0.0)
+            prev[0, lab] = 1.0
+            self._scratch_valid = False
+            if self._limit and not self._warned and self._steps[0] > self._limit:
+                self._warn_if_past_episode()
+            return self._last
         rows = labels >= 0
         if rows.all():
             self._backend.commit()
@@ -307,8 +351,8 @@ class Learner:
         self._scratch_valid = False  # the image buffer is about to change
         buf = self._backend.image
         np.copyto(buf, self._as_batch(image), casting="same_kind")
-        if not np.isfinite(buf).all():
-            raise EdgemetaError("image holds NaN or infinite values; check the camera frame and preprocessing")
+        if not math.isfinite(buf.sum()):  # one reduction: any NaN or inf makes the sum non-finite
+            raise EdgemetaError("image holds NaN, infinite or absurdly large values; check the camera frame and preprocessing")
 
     def _same_image(self, image) -> bool:
         try:
@@ -318,6 +362,8 @@ class Learner:
 
     def _check_labels(self, label) -> np.ndarray:
         b, c = self.batch, self.num_classes
+        if b == 1 and type(label) is int and 0 <= label < c:  # the common case, without numpy
+            return (label,)
         lab = np.asarray(label)
         if lab.dtype == bool or not np.issubdtype(lab.dtype, np.integer):
             raise EdgemetaError(f"label must be an integer class index in [0, {c}), got {label!r}")
@@ -333,18 +379,12 @@ class Learner:
         return lab.astype(np.int64)
 
     def _prediction(self) -> Prediction:
-        logits = self._backend.logits.copy()
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        probs = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-        label = probs.argmax(axis=1)
-        confidence = probs[np.arange(self.batch), label]
         nov = self._backend.novelty
-        return Prediction(probs, label, confidence, None if nov is None else nov[:, 0].copy(), logits)
+        return Prediction(self._backend.logits.copy(), None if nov is None else nov[:, 0].copy())
 
     def _warn_if_past_episode(self) -> None:
-        limit = self.episode_steps
-        if self._warned or not isinstance(limit, int) or limit <= 0:
+        limit = self._limit
+        if self._warned or not limit:
             return
         if int(self._steps.max()) > limit:
             self._warned = True

@@ -46,7 +46,7 @@ def run_rank(steps: int, batch: int, out: str) -> None:
     batches = EpisodeBatches(sampler, 3, seed=5, batch_size=batch, shard=ctx.shard(batch))
     losses, spread = [], 0.0
     for x, prev, labels in batch_stream(batches, 0, steps, device):
-        losses.append(train_step(x, prev, labels))
+        losses.append(train_step(x, prev, labels).tolist())
         flat = torch.cat([p.detach().flatten() for p in learner.parameters()])
         if ctx.enabled:
             everyone = [torch.empty_like(flat) for _ in range(ctx.world_size)]

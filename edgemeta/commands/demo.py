@@ -68,6 +68,8 @@ def command(model, source, device, backend, headless, script, log, record, state
     learner = Learner.load(path, backend=backend, **kwargs)
     events = load_events(script, learner.num_classes) if script else None
     state_path = Path(state) if state else (profile.state_file if profile is not None else None)
+    if state_path is not None:
+        _check_state_path(state_path)
     if state_path is not None and state_path.exists():
         learner.load_state(state_path)
         click.echo(f"loaded learned state from {state_path} ({learner.num_taught} examples taught)")
@@ -93,6 +95,21 @@ def command(model, source, device, backend, headless, script, log, record, state
             if state_path is not None:  # saved even when the run ends in an error: nothing learned is lost
                 learner.save_state(state_path)
                 click.echo(f"saved learned state to {state_path}")
+
+
+def _check_state_path(path: Path) -> None:
+    """Fail now on a state file that can never be written, not after the session whose learning it should keep."""
+    from edgemeta import EdgemetaError
+
+    if path.is_dir():
+        raise EdgemetaError(f"--state {path} is a directory; pass a file name such as {path / 'state.npz'}")
+    for folder in path.parents:  # the nearest existing folder must be a writable directory
+        if folder.exists():
+            if not folder.is_dir():
+                raise EdgemetaError(f"--state {path}: {folder} is a file, not a directory; pass another path")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise EdgemetaError(f"--state {path}: cannot write in {folder} (read-only or no permission); pass another path")
+            return
 
 
 def _profile(name):

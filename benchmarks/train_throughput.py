@@ -101,7 +101,7 @@ def model_loops(args, device):
     compiled_graphs = False
     if not args.no_compile:
         fast = copy.deepcopy(base)
-        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode))
+        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode, args.backend))
         loops.append(Loop("compiled", fast, lambda x, p, y: fast_loss(x, p, y)[0], device))
         compiled_graphs = uses_cuda_graphs(device, True, args.compile_mode)
 
@@ -151,7 +151,7 @@ def sampling(args, device):
         learner = build_learner(cfg).to(device)
         opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        core = None if args.no_compile else compile_core(learner, device, args.compile_mode)
+        core = None if args.no_compile else compile_core(learner, device, args.compile_mode, args.backend)
         step = TrainStep(learner, opt, sched, DistContext(), device, args.batch, 0.5, 10.0, core)
         batches = EpisodeBatches(sampler, cfg.num_classes, 0, args.batch)
         stamps = []
@@ -175,6 +175,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-compile", action="store_true", help="skip the compiled loop")
     p.add_argument("--compile-mode", default="auto")
+    p.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: no code generation, for tests)")
     p.add_argument("--sampling", action="store_true", help="also measure episode sampling (needs --data)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--data", default=None, help="Omniglot directory (else $EDGEMETA_DATA)")

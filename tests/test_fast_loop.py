@@ -139,6 +139,24 @@ def test_cli_flags_reach_the_train_config(tmp_path, monkeypatch):
     assert main(["train", "--out", str(tmp_path / "r"), "--compile-mode", "fast"]) != 0
 
 
+def test_benchmark_prints_every_loop_with_ratios(capsys):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("train_throughput", REPO / "benchmarks" / "train_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--batch", "2", "--steps", "4", "--iters", "2", "--warmup", "0", "--backend", "aot_eager"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["reference"], ["plain"],
+                                                                                               ["compiled"])}
+    assert set(rows) == {"reference", "plain", "compiled"}, out
+    assert rows["reference"][4] == "1.00x" and rows["plain"][-2] == "1.00x", out  # ratios to themselves
+    assert all(float(r[3]) > 0 for r in rows.values()), out  # episodes/s
+
+
 @pytest.mark.slow
 def test_inductor_compiled_training_matches_plain_training(tmp_path, data_dir):
     """`--compile` for real: C++ kernels from inductor (a compile of about a minute on 2 busy cores)."""

@@ -137,7 +137,7 @@ def _resume_point(out: Path, model_cfg: ModelConfig, resume: bool, ctx):
         try:
             if (out / LAST).exists():
                 ckpt = load_checkpoint(out / LAST)
-                if ckpt["model_config"] != model_cfg.to_dict():
+                if ModelConfig.from_dict(ckpt["model_config"]).to_dict() != model_cfg.to_dict():  # defaults of newer fields filled in
                     raise EdgemetaError(
                         f"{out / LAST} was trained with a different model config; use a new --out or the same options")
             else:

@@ -139,7 +139,7 @@ class Learner:
         steps = self.episode_steps
         self._limit = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 0
         self._class_names: list = [None] * self.num_classes
-        self._eye = np.eye(self.num_classes, dtype=np.float32)
+        self._streams = np.arange(batch)
         self._clear_memory()
 
     # --- loading ---------------------------------------------------------------------------
@@ -206,17 +206,22 @@ class Learner:
             if self._limit and not self._warned and self._steps[0] > self._limit:
                 self._warn_if_past_episode()
             return self._last
-        rows = labels >= 0
-        if rows.all():
+        if labels.min() >= 0:  # every stream taught: swap, and update with whole-array operations
             self._backend.commit()
-        elif rows.any():
-            self._backend.commit(np.flatnonzero(rows))
-        self._pending[rows] = labels[rows]
-        self._counts[rows, labels[rows]] += 1
-        self._steps[rows] += 1
+            self._pending[:] = labels
+            self._counts[self._streams, labels] += 1
+            self._steps += 1
+        else:
+            rows = np.flatnonzero(labels >= 0)
+            if len(rows):
+                self._backend.commit(rows)
+                self._pending[rows] = labels[rows]
+                self._counts[rows, labels[rows]] += 1
+                self._steps[rows] += 1
         self._scratch_valid = False
         self._update_prev_label()
-        self._warn_if_past_episode()
+        if self._limit and not self._warned:
+            self._warn_if_past_episode()
         return self._last
 
     def reset(self) -> None:
@@ -325,10 +330,14 @@ class Learner:
             raise EdgemetaError("this learner was closed; load it again")
 
     def _update_prev_label(self) -> None:
+        """The one-hot previous-label input, from the pending labels (all zeros where none)."""
         prev = self._backend.prev_label
         prev.fill(0.0)
-        rows = np.flatnonzero(self._pending >= 0)
-        prev[rows, self._pending[rows]] = 1.0
+        if self._pending.min() >= 0:
+            prev[self._streams, self._pending] = 1.0
+        else:
+            rows = np.flatnonzero(self._pending >= 0)
+            prev[rows, self._pending[rows]] = 1.0
         self._scratch_valid = False
 
     def _as_batch(self, image) -> np.ndarray:
@@ -374,9 +383,11 @@ class Learner:
             return lab.astype(np.int64)
         if lab.shape != (b,):
             raise EdgemetaError(f"labels: got shape {lab.shape}; expected ({b},) for {b} streams (-1 = do not teach that stream)")
-        if ((lab < -1) | (lab >= c)).any():
+        if lab.dtype != np.int64:
+            lab = lab.astype(np.int64)
+        if lab.min() < -1 or lab.max() >= c:
             raise EdgemetaError(f"labels {lab.tolist()} out of range: each must be in [0, {c}) or -1 (stream not taught)")
-        return lab.astype(np.int64)
+        return lab
 
     def _prediction(self) -> Prediction:
         nov = self._backend.novelty

@@ -7,8 +7,8 @@ What is timed, per step (one image for each of B streams, state carried to the n
 - "naive session.run": `session.run(None, {...})` with fresh dict feeds and the outputs carried
   back in as the next state, on a session with default options but the same thread count: how
   one would drive the exported graph without this runtime.
-The two ONNX Runtime loops alternate run by run, so a busy machine slows both alike; the report
-gives the median of the per-run medians, and p90/p99 over every step.
+The loops take turns every 100 steps, so a busy machine slows them alike; the report gives the
+median of the per-run medians, and p90/p99 over every step.
 """
 from __future__ import annotations
 
@@ -47,27 +47,38 @@ class Timing:
         }
 
 
-def time_steps(loops: dict, steps: int, runs: int, warmup: int = 200, progress=None) -> dict[str, Timing]:
-    """Time each `loops[name](i)` (one step) for `runs` runs of `steps` steps, alternating loops per run."""
+def time_steps(loops: dict, steps: int, runs: int, warmup: int = 200, chunk: int = 100, progress=None) -> dict[str, Timing]:
+    """Time each `loops[name](i)` (one step) for `runs` runs of `steps` steps.
+
+    Within a run the loops take turns every `chunk` steps, so a burst of load from another process
+    hits all of them alike instead of whichever happened to be running.
+    """
     clock, cpu = time.perf_counter_ns, time.process_time
     for fn in loops.values():
         for i in range(warmup):
             fn(i)
     out = {name: Timing(name, [], np.empty(0), []) for name in loops}
     per_run = {name: [] for name in loops}
+    chunk = max(1, min(chunk, steps))
     for r in range(runs):
-        for name, fn in loops.items():
-            t = np.empty(steps, np.int64)
-            c0 = cpu()
-            for i in range(steps):
-                t0 = clock()
-                fn(i)
-                t[i] = clock() - t0
-            out[name].cpu_per_step.append((cpu() - c0) / steps)
-            per_run[name].append(t * 1e-9)
-            out[name].run_medians.append(float(np.median(t)) * 1e-9)
-            if progress:
-                progress(1)
+        times = {name: np.empty(steps, np.int64) for name in loops}
+        cpu_used = dict.fromkeys(loops, 0.0)
+        for start in range(0, steps, chunk):
+            stop = min(start + chunk, steps)
+            for name, fn in loops.items():
+                t = times[name]
+                c0 = cpu()
+                for i in range(start, stop):
+                    t0 = clock()
+                    fn(i)
+                    t[i] = clock() - t0
+                cpu_used[name] += cpu() - c0
+        for name in loops:
+            out[name].cpu_per_step.append(cpu_used[name] / steps)
+            per_run[name].append(times[name] * 1e-9)
+            out[name].run_medians.append(float(np.median(times[name])) * 1e-9)
+        if progress:
+            progress(1)
     for name in loops:
         out[name].samples = np.concatenate(per_run[name])
     return out

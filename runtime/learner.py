@@ -112,6 +112,11 @@ def _open_backend(path: Path, backend: str, providers, threads, batch: int):
     if backend == "auto":
         backend = "trt" if path.suffix in ENGINE_SUFFIXES else "ort"
     if backend == "trt":
+        if path.suffix == ".onnx":
+            raise EdgemetaError(
+                f"backend 'trt' runs TensorRT engines; {path} is an ONNX file: build learner.engine with "
+                "`edgemeta export --trt`, or use backend='ort' with providers=['tensorrt'] (ONNX Runtime's TensorRT EP)"
+            )
         from edgemeta.runtime.trt_backend import TrtBackend
 
         return TrtBackend(path, batch=batch)

@@ -65,8 +65,12 @@ def test_bench_command_errors(toy, capsys):
     assert err.startswith("error: no shipped learner named 'nonesuch'") and "\n" not in err
     assert main(["bench", str(toy), "--backend", "torch"]) == 1
     assert "not toy.onnx" in capsys.readouterr().err
+    assert main(["bench", str(toy), "--backend", "trt"]) == 1
+    assert "backend 'trt' runs TensorRT engines" in capsys.readouterr().err
     if importlib.util.find_spec("tensorrt") is None:
-        assert main(["bench", str(toy), "--backend", "trt"]) == 1
+        engine = toy.with_suffix(".engine")
+        engine.write_bytes(toy.read_bytes())
+        assert main(["bench", str(engine), "--backend", "trt"]) == 1
         assert "TensorRT is not installed" in capsys.readouterr().err
     import onnxruntime as ort
 

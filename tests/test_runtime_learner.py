@@ -222,6 +222,8 @@ def test_load_arguments_and_lifetime(toy, tmp_path):
         Learner.load(tmp_path / "missing.onnx")
     with pytest.raises(EdgemetaError, match="no shipped learner named 'nonesuch'"):
         Learner.load("nonesuch")
+    with pytest.raises(EdgemetaError, match="backend 'trt' runs TensorRT engines"):
+        Learner.load(toy, backend="trt")
     (tmp_path / "learner.engine").write_bytes(b"\0")
     with pytest.raises(EdgemetaError, match="TensorRT engine; load it with backend='trt'"):
         Learner.load(tmp_path / "learner.engine", backend="ort")

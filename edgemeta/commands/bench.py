@@ -86,8 +86,7 @@ def command(model, backend, batch, steps, runs, threads, providers, json_out):
         from edgemeta.runtime.learner import Learner
 
         with Learner.load(model, backend=backend, providers=list(providers) or None, threads=threads, batch=batch) as learner:
-            loops = 3 if learner._backend.kind == "ort" else 2
-            with tqdm(total=runs * loops, desc="bench", unit="run", leave=False) as bar:
+            with tqdm(total=runs, desc="bench", unit="run", leave=False) as bar:
                 report = bench_learner(learner, steps=steps, runs=runs, threads=threads,
                                        providers=list(providers) or None, progress=bar.update)
     report["threads"] = threads

@@ -93,11 +93,11 @@ def load_state_file(path: str | os.PathLike) -> LearnerState:
     if not isinstance(header, dict) or header.get("kind") != KIND:
         raise RuntimeStateError(f"{path} is not an edgemeta state file (kind {header.get('kind') if isinstance(header, dict) else None!r})")
     if header.get("format") != FORMAT:
-        raise RuntimeStateError(f"{path} has state format {header.get('format')}; this runtime reads format {FORMAT}")
+        raise RuntimeStateError(f"{path} has state format {header.get('format')!r}; this runtime reads format {FORMAT}")
     names = header.get("state_names")
     missing = [k for k in ("pending", "counts", "steps") if k not in data]
-    if not isinstance(names, list):
-        missing.append("state_names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        missing.append("state_names (a list of names)")
     else:
         missing += [_TENSOR_PREFIX + n for n in names if _TENSOR_PREFIX + n not in data]
     if missing:

@@ -32,6 +32,20 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
         raise EdgemetaError(f"cannot write checkpoint {path}: {e.strerror or e}; the previous file was kept") from None
 
 
+def training_payload(task: str, model_cfg, train_cfg, learner, optimizer, scheduler, step: int, metrics: dict) -> dict:
+    """What every training loop saves: enough to export, evaluate or resume with nothing else."""
+    return {
+        "task": task,
+        "model_config": model_cfg.to_dict(),
+        "train_config": train_cfg.to_dict(),
+        "model": learner.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": step,
+        "metrics": metrics,
+    }
+
+
 def resolve_checkpoint(path: str | os.PathLike, prefer: str = BEST) -> Path:
     """A run directory -> its best (else last) checkpoint; a file -> itself."""
     p = Path(path)

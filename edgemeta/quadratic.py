@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from edgemeta import EdgemetaError
-from edgemeta.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from edgemeta.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
 from edgemeta.data.quadratic import (
     oracle_predictions, running_mean_predictions, nmse_by_index, sample_episodes,
 )
-from edgemeta.models.learner import LSTMController
+from edgemeta.models.learner import ExplicitState, LSTMController
 
 ARCH = "quadratic-lstm"
 TABLE_INDICES = (1, 2, 5, 10, 20, 30, 35, 40, 50)  # example indices printed in the table (1-based)
@@ -101,7 +101,7 @@ class QuadraticConfig:
 
 
 # --- the learner --------------------------------------------------------------------------------
-class QuadraticLearner(nn.Module):
+class QuadraticLearner(ExplicitState, nn.Module):
     """LSTM over (x_t, f(x_{t-1})) with a linear read-out of f(x_t); state h, c (zeros = fresh)."""
 
     def __init__(self, cfg: QuadraticModelConfig):
@@ -112,14 +112,6 @@ class QuadraticLearner(nn.Module):
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"h": (self.cfg.hidden,), "c": (self.cfg.hidden,)}
-
-    @property
-    def state_names(self) -> tuple[str, ...]:
-        return tuple(self.state_shapes())
-
-    def zero_state(self, batch: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-        device = device or next(self.parameters()).device
-        return {n: torch.zeros((batch, *s), device=device) for n, s in self.state_shapes().items()}
 
     def _core(self, x_proj, state):
         h, c = self.controller(x_proj, state["h"], state["c"])
@@ -276,16 +268,7 @@ def train_quadratic(cfg: QuadraticConfig, out: str | Path, resume: bool = False,
         log(f"nothing to resume in {out}; starting fresh")
 
     def payload(metrics: dict) -> dict:
-        return {
-            "task": "quadratic",
-            "model_config": model_cfg.to_dict(),
-            "train_config": cfg.to_dict(),
-            "model": learner.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "step": step,
-            "metrics": metrics,
-        }
+        return training_payload("quadratic", model_cfg, cfg, learner, opt, sched, step, metrics)
 
     def on_sigterm(signum, frame):  # a service manager stopping us gets the same clean save as Ctrl-C
         raise KeyboardInterrupt

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgemeta import EdgemetaError
-from edgemeta.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from edgemeta.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
 from edgemeta.models import ModelConfig, build_learner
 
 
@@ -189,16 +189,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         log(f"training on {ctx.world_size} processes ({device.type}), {cfg.batch_size} episodes per step in all")
 
     def payload(metrics: dict) -> dict:
-        return {
-            "task": cfg.task,
-            "model_config": model_cfg.to_dict(),
-            "train_config": cfg.to_dict(),
-            "model": learner.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "step": step,
-            "metrics": metrics,
-        }
+        return training_payload(cfg.task, model_cfg, cfg, learner, opt, sched, step, metrics)
 
     def save(name: str, metrics: dict) -> None:
         if ctx.is_main:

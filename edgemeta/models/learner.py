@@ -43,15 +43,9 @@ class LSTMController(nn.Module):
         return h, c
 
 
-class StepLearner(nn.Module):
-    """Base class: encoder + recurrent core; subclasses define `state_shapes` and `core`."""
+class ExplicitState:
+    """Named, batch-first state; all zeros is a fresh learner. Subclasses define `state_shapes`."""
 
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = build_encoder(cfg)
-
-    # --- state -----------------------------------------------------------------------------
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape without the batch axis, in the pinned order used by export."""
         raise NotImplementedError
@@ -63,6 +57,15 @@ class StepLearner(nn.Module):
     def zero_state(self, batch: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         device = device or next(self.parameters()).device
         return {n: torch.zeros((batch, *s), device=device) for n, s in self.state_shapes().items()}
+
+
+class StepLearner(ExplicitState, nn.Module):
+    """Base class: encoder + recurrent core; subclasses define `state_shapes` and `core`."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg)
 
     # --- one step --------------------------------------------------------------------------
     def core(self, features: torch.Tensor, x_proj: torch.Tensor, prev_label: torch.Tensor, state: dict[str, torch.Tensor]):

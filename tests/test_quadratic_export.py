@@ -22,13 +22,10 @@ from edgemeta.runtime import contract
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("quadratic-run")
     cfg = QuadraticConfig(episodes=32, batch_size=16, lr=1e-2, seed=0, device="cpu", steps=50, hidden=12,
                           val_every=2, val_episodes=20, eval_episodes=50)
     train_quadratic(cfg, run, progress=False, log=lambda *a: None)
-    torch.set_num_threads(old)
     return load_checkpoint(run)
 
 

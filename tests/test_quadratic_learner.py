@@ -12,13 +12,6 @@ from edgemeta.quadratic import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The CI machine is shared; one thread also keeps the numbers reproducible.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_step_by_step_equals_unroll_and_zero_state_is_fresh():

@@ -13,12 +13,6 @@ from edgemeta.cli import main
 from edgemeta.quadratic import QuadraticConfig, train_quadratic
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def tiny(**kw) -> QuadraticConfig:

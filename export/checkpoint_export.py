@@ -19,7 +19,7 @@ PARITY_BATCH = 8  # episodes run side by side in the parity check (the issue ask
 
 
 def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False, max_batch: int = 8,
-                      log: Callable[[str], None] = print, data=None) -> dict:
+                      log: Callable[[str], None] = print, data=None, int8: bool = False) -> dict:
     """Export CHECKPOINT (a run directory or .pt) into `out_dir`; returns the report written to export.json.
 
     data: Omniglot directory for the parity episodes (default $EDGEMETA_DATA; synthetic drawings without).
@@ -33,14 +33,14 @@ def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False
         require_tensorrt()  # before any work: a missing TensorRT must not cost a whole export first
     task = ckpt.get("task", "omniglot")
     if task == "quadratic":
-        if trt or fp16:
-            raise EdgemetaError("--trt and --fp16 are not available for quadratic-task learners yet; export without them")
+        if trt or fp16 or int8:
+            raise EdgemetaError("--trt, --fp16 and --int8 are not available for quadratic-task learners yet; export without them")
         return _export_quadratic(ckpt, out_dir, log)
     if task != "omniglot":
         raise EdgemetaError(f"{ckpt['path']}: unknown task {task!r}; edgemeta exports omniglot and quadratic learners")
     learner = _learner(ckpt)
     with staged_directory(out_dir) as tmp, _torch_threads(1):
-        return _export_omniglot(ckpt, learner, Path(out_dir), tmp, trt, fp16, max_batch, log, data)
+        return _export_omniglot(ckpt, learner, Path(out_dir), tmp, trt, fp16, max_batch, log, data, int8)
 
 
 def checkpoint_metadata(ckpt: dict) -> dict:
@@ -58,7 +58,7 @@ def checkpoint_metadata(ckpt: dict) -> dict:
     }
 
 
-def _export_omniglot(ckpt, learner, out_dir: Path, tmp: Path, trt, fp16, max_batch, log, data) -> dict:
+def _export_omniglot(ckpt, learner, out_dir: Path, tmp: Path, trt, fp16, max_batch, log, data, int8=False) -> dict:
     import onnx
 
     from .onnx_export import export_step
@@ -83,6 +83,9 @@ def _export_omniglot(ckpt, learner, out_dir: Path, tmp: Path, trt, fp16, max_bat
     lines = [P.format_parity("onnxruntime (CPU)", results["onnxruntime"])]
     if fp16 and not trt:
         results["onnx_fp16"], line = _fp16_variant(model, learner, tmp, reference, inputs, log)
+        lines.append(line)
+    if int8:
+        results["onnx_int8"], line = _int8_variant(onnx_path, learner, tmp, reference, inputs, log)
         lines.append(line)
     if trt:
         results["tensorrt"], line = _engine(model, learner, tmp, inputs, max_batch, fp16, log)
@@ -137,6 +140,23 @@ def _fp16_variant(model, learner, tmp: Path, reference, inputs, log) -> tuple[di
             return {"precision": precision, "provider": providers[0], **result}, P.format_parity(f"{backend}, {precision}", result)
         log(f"{precision} loses parity; " + ("trying float16 in the stateless front only" if precision == "fp16" else "giving up"))
     raise EdgemetaError(f"fp16 parity check failed: {'; '.join(result['failures'])}; nothing was written")
+
+
+def _int8_variant(onnx_path: Path, learner, tmp: Path, reference, inputs, log) -> tuple[dict, str]:
+    """learner.int8.onnx: int8 weights (export/int8.py), gated on probabilities like fp16."""
+    import onnx
+
+    from .int8 import quantize_int8
+
+    path = tmp / contract.ONNX_INT8_FILE
+    quantize_int8(onnx_path, path)
+    model = onnx.load(str(path))
+    _set_metadata(model, precision="int8")
+    _check_onnx(model, contract.ONNX_INT8_FILE)
+    onnx.save(model, str(path))
+    candidate = P.run_episodes(P.onnxruntime_step(path), learner.state_shapes(), inputs)
+    result = _check_parity("int8 onnxruntime (CPU)", reference, candidate, P.INT8, log)
+    return {"precision": "int8", "provider": "CPUExecutionProvider", **result}, P.format_parity("int8 onnxruntime (CPU)", result)
 
 
 def _engine(model, learner, tmp: Path, inputs, max_batch, fp16, log) -> tuple[dict, str]:

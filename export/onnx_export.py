@@ -48,13 +48,28 @@ def io_names(learner) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def export_step(learner, path: str | Path, metadata: dict, batch: int = 2) -> Path:
-    """Trace `learner.step` to ONNX at `path` (atomically) with metadata; returns the path."""
+def step_module(learner, lean: bool = True) -> nn.Module:
+    """The module to trace: the deployment rewrite of a MANN step (export/lean_step.py: same function,
+    about half the nodes) unless lean=False, else the training step as written."""
+    from edgemeta.models.mann import MANNLearner
+
+    if lean and isinstance(learner, MANNLearner):
+        from .lean_step import LeanMANNStep
+
+        return LeanMANNStep(learner)
+    return StepGraph(learner)
+
+
+def export_step(learner, path: str | Path, metadata: dict, batch: int = 2, lean: bool = True) -> Path:
+    """Trace one learner step to ONNX at `path` (atomically) with metadata; returns the path.
+
+    lean=False traces `learner.step` exactly as training runs it (the "naive" export that
+    benchmarks/runtime_step.py compares against)."""
     import onnx
 
     learner = learner.eval().cpu()
     cfg = learner.cfg
-    graph = StepGraph(learner)
+    graph = step_module(learner, lean)
     image = torch.zeros(batch, 1, cfg.image_size, cfg.image_size)
     prev = torch.zeros(batch, cfg.num_classes)
     state = tuple(learner.zero_state(batch, "cpu").values())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -156,13 +157,15 @@ def peak_rss_bytes() -> int | None:
 
 
 def bench_learner(learner, steps: int = 2000, runs: int = 5, naive: bool = True, threads: int | None = None,
-                  providers=None, progress=None) -> dict:
-    """Time a loaded Learner (and, for ONNX Runtime, the naive loop on the same file). Returns a report dict."""
+                  providers=None, progress=None, baseline=None) -> dict:
+    """Time a loaded Learner and, for ONNX Runtime, the naive loop on the same file or on `baseline`
+    (another export of the same learner, e.g. the float32 file next to an int8 one). Returns a report dict."""
     images, labels, onehots = inputs_for(learner)
     loops = {"runtime step": runtime_step_loop(learner, images, onehots), "Learner.teach": teach_loop(learner, images, labels)}
     naive = naive and learner._backend.kind == "ort"
+    baseline = Path(baseline) if baseline else Path(learner.path)
     if naive:
-        loops["naive session.run"] = naive_ort_loop(learner.path, threads, images, onehots, providers)
+        loops["naive session.run"] = naive_ort_loop(baseline, threads, images, onehots, providers)
     import warnings
 
     from edgemeta.runtime.learner import EpisodeLengthWarning
@@ -184,6 +187,7 @@ def bench_learner(learner, steps: int = 2000, runs: int = 5, naive: bool = True,
         "peak_rss_bytes": peak_rss_bytes(),
     }
     if naive:
+        report["baseline_path"] = str(baseline)
         report["speedup_vs_naive"] = timings["naive session.run"].median / timings["runtime step"].median
     return report
 
@@ -200,7 +204,8 @@ def format_report(report: dict) -> str:
             f"{t['steps_per_s']:11,.0f}{t['cpu_us_per_step']:8.1f}us"
         )
     if "speedup_vs_naive" in report:
-        lines.append(f"runtime step vs naive session.run: {report['speedup_vs_naive']:.2f}x faster (medians)")
+        on = "" if report.get("baseline_path", report["path"]) == report["path"] else f" on {Path(report['baseline_path']).name}"
+        lines.append(f"runtime step vs naive session.run{on}: {report['speedup_vs_naive']:.2f}x faster (medians)")
     if report["batch"] > 1:
         first = next(iter(report["timings"].values()))
         lines.append(f"streams: {report['batch']} -> {first['stream_steps_per_s']:,.0f} stream-steps/s for the first row")

@@ -48,6 +48,7 @@ def state_out(name: str) -> str:
 # Files of an export directory (`edgemeta export CHECKPOINT --out DIR`).
 ONNX_FILE = "learner.onnx"  # the float32 step: every runtime reads this one
 ONNX_FP16_FILE = "learner.fp16.onnx"  # --fp16 without --trt: float16 inside, float32 inputs/outputs
+ONNX_INT8_FILE = "learner.int8.onnx"  # --int8: int8 weights for ONNX Runtime on CPUs, float32 inputs/outputs
 ENGINE_FILE = "learner.engine"  # --trt: a serialized TensorRT engine for the GPU it was built on
 ENGINE_LOG_FILE = "learner.engine.log"  # --trt: TensorRT's build log
 MODEL_CARD_FILE = "README.md"  # shapes, parity numbers and evaluation table, for people

@@ -3,7 +3,8 @@
     python scripts/ship_learner.py runs/mann mann [--episodes 1000]
 
 writes edgemeta/learners/<name>.pt (weights + configs + metrics, no optimizer state: small),
-runtime/learners/<name>.onnx (what the torch-free runtime and the demo load) and
+runtime/learners/<name>.onnx (what the torch-free runtime and the demo load),
+runtime/learners/<name>-int8.onnx (int8 weights for CPUs, export/int8.py) and
 runtime/learners/<name>.json (the export report: parity numbers, evaluation table).
 """
 from __future__ import annotations
@@ -41,10 +42,11 @@ def main() -> None:
         save_checkpoint(tmp / "best.pt", slim)
         result = run_eval(tmp / "best.pt", ways=args.ways, instances=10, episodes=args.episodes, seed=0,
                           device="cpu", out_dir=tmp)
-        report = export_checkpoint(tmp / "best.pt", tmp / "export")
+        report = export_checkpoint(tmp / "best.pt", tmp / "export", int8=True)
         (REPO / "edgemeta" / "learners").mkdir(exist_ok=True)
         shutil.copyfile(tmp / "best.pt", REPO / "edgemeta" / "learners" / f"{args.name}.pt")
         shutil.copyfile(tmp / "export" / "learner.onnx", REPO / "runtime" / "learners" / f"{args.name}.onnx")
+        shutil.copyfile(tmp / "export" / "learner.int8.onnx", REPO / "runtime" / "learners" / f"{args.name}-int8.onnx")
         shutil.copyfile(tmp / "eval.png", REPO / "docs" / f"eval_{args.name}.png")
     atomic_write_text(REPO / "runtime" / "learners" / f"{args.name}.json",
                       json.dumps({"eval": result, "export": report}, indent=2, default=str) + "\n")

@@ -67,13 +67,16 @@ def bench_torch(model: str, batch: int, steps: int, runs: int, threads: int | No
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="CPU threads for the step.")
 @click.option("--provider", "providers", multiple=True,
               help="ONNX Runtime execution provider(s) in order (cpu, cuda, tensorrt or full names). [best available]")
+@click.option("--baseline", default=None,
+              help="Learner the naive session.run loop runs (e.g. mann, to time mann-int8 against the float32 file). [MODEL]")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON here.")
-def command(model, backend, batch, steps, runs, threads, providers, json_out):
+def command(model, backend, batch, steps, runs, threads, providers, baseline, json_out):
     """Time one learner step: median/p90/p99 latency, steps/s, state size and peak memory.
 
     MODEL is an exported learner.onnx (or .engine), an export directory, a shipped learner name
     (mann, default), or for --backend torch a checkpoint, run directory or preset name.
-    For ONNX Runtime the naive loop (plain session.run with dict feeds) is timed in the same run.
+    For ONNX Runtime the naive loop (plain session.run with dict feeds) is timed in the same run,
+    on MODEL or on --baseline.
     """
     from tqdm import tqdm
 
@@ -81,14 +84,17 @@ def command(model, backend, batch, steps, runs, threads, providers, json_out):
     from edgemeta.runtime.bench import bench_learner, format_report
 
     if backend == "torch":
+        if baseline:
+            raise click.UsageError("--baseline times a naive ONNX Runtime loop; it does not apply to --backend torch")
         report = bench_torch(model, batch, steps, runs, threads)
     else:
-        from edgemeta.runtime.learner import Learner
+        from edgemeta.runtime.learner import Learner, resolve_learner
 
+        baseline_path = resolve_learner(baseline) if baseline else None
         with Learner.load(model, backend=backend, providers=list(providers) or None, threads=threads, batch=batch) as learner:
             with tqdm(total=runs, desc="bench", unit="run", leave=False) as bar:
                 report = bench_learner(learner, steps=steps, runs=runs, threads=threads,
-                                       providers=list(providers) or None, progress=bar.update)
+                                       providers=list(providers) or None, progress=bar.update, baseline=baseline_path)
     report["threads"] = threads
     click.echo(format_report(report))
     if json_out:

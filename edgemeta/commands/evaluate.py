@@ -15,9 +15,10 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
     from edgemeta.checkpoint import learner_from_checkpoint, load_checkpoint, resolve_checkpoint
     from edgemeta.data.omniglot import load_omniglot, split_classes
     from edgemeta.evaluate import accuracy_by_instance, paper_table
-    from edgemeta.runtime.atomic import atomic_write_text
     from edgemeta.train import pick_device
 
+    if _is_exported(run):
+        return _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir)
     ckpt = load_checkpoint(run)
     if ckpt.get("task") == "quadratic":
         from edgemeta.quadratic import run_quadratic_eval
@@ -36,18 +37,52 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
     result["checkpoint"] = ckpt["path"]
     result["step"] = ckpt["step"]
     click.echo(paper_table(result))
-    out_dir = Path(out_dir) if out_dir else resolve_checkpoint(run).parent
+    _write(result, Path(out_dir) if out_dir else resolve_checkpoint(run).parent, plot)
+    return result
+
+
+def _is_exported(run) -> bool:
+    """An ONNX learner file or a shipped learner name (not a checkpoint or run directory)."""
+    p = Path(str(run))
+    return p.suffix == ".onnx" or (not p.exists() and not p.suffix and "/" not in str(run))
+
+
+def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir) -> dict:
+    """The same table for an exported learner, run by ONNX Runtime on the CPU."""
+    from edgemeta import EdgemetaError
+    from edgemeta.data.omniglot import load_omniglot, split_classes
+    from edgemeta.evaluate import accuracy_by_instance, paper_table
+    from edgemeta.onnx_eval import OnnxUnroller
+    from edgemeta.runtime.learner import resolve_learner
+
+    path = resolve_learner(run)
+    runner = OnnxUnroller(path)
+    if runner.metadata.get("task", "omniglot") != "omniglot":
+        raise EdgemetaError(f"{path} is a {runner.metadata['task']} learner; evaluate its checkpoint instead")
+    if ways > runner.cfg.num_classes:
+        raise EdgemetaError(f"--ways {ways} exceeds the learner's {runner.cfg.num_classes} classes")
+    images = load_omniglot(data).images(runner.cfg.image_size)[split_classes()["test"]]
+    result = accuracy_by_instance(runner, images, ways, instances, episodes, seed=seed, batch=batch, progress=True)
+    result["learner"] = str(path)
+    result["precision"] = runner.metadata.get("precision", "fp32")
+    click.echo(paper_table(result))
+    _write(result, Path(out_dir) if out_dir else Path.cwd(), plot)
+    return result
+
+
+def _write(result: dict, out_dir: Path, plot: bool) -> None:
+    from edgemeta.runtime.atomic import atomic_write_text
+
     atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
     if plot:
         from edgemeta.plot import plot_accuracy
 
         plot_accuracy(result, out_dir / "eval.png")
     click.echo(f"wrote {out_dir / 'eval.json'}" + (f" and {out_dir / 'eval.png'}" if plot else ""))
-    return result
 
 
 @click.command()
-@click.argument("run", type=click.Path(exists=True))
+@click.argument("run")
 @data_option
 @click.option("--ways", type=click.IntRange(1, 100), default=5, show_default=True)
 @click.option("--instances", type=click.IntRange(1, 20), default=10, show_default=True)
@@ -58,6 +93,7 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
               help="Where eval.json and eval.png go. [the checkpoint's folder]")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG plot.")
 def command(run, data, ways, instances, episodes, seed, device, out_dir, no_plot):
-    """Evaluate RUN (a run directory or checkpoint) on the 423 meta-test classes: accuracy by instance."""
+    """Evaluate RUN (a run directory or checkpoint; or an exported learner: a .onnx file or a shipped
+    name such as mann-int8, run by ONNX Runtime) on the 423 meta-test classes: accuracy by instance."""
     run_eval(run, data=data, ways=ways, instances=instances, episodes=episodes, seed=seed, device=device,
              plot=not no_plot, out_dir=out_dir)

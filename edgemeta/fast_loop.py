@@ -124,6 +124,16 @@ def batch_stream(batches: EpisodeBatches, start: int, stop: int, device: torch.d
         yield tuple(t.to(device, non_blocking=True) for t in batch)
 
 
+def device_batch_stream(sampler, seed: int, shard: slice, start: int, stop: int, rank: int = 0):
+    """Steps start..stop-1 from a DeviceEpisodeSampler: this process's rows of each step, drawn on the
+    device from a generator seeded by (seed, step, rank), so a resumed run draws what it would have."""
+    gen = torch.Generator(device=sampler.device)
+    rows = shard.stop - shard.start
+    for step in range(start, stop):
+        gen.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> 1))
+        yield sampler.sample(rows, gen)
+
+
 # --- one optimizer step -------------------------------------------------------------------------
 class TrainStep:
     """Forward this process's rows, backward (DDP averages gradients over processes), clip, Adam, schedule.

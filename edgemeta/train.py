@@ -23,6 +23,9 @@ from edgemeta.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, tr
 from edgemeta.models import ModelConfig, build_learner
 
 
+SAMPLERS = ("auto", "host", "device")
+
+
 @dataclass
 class TrainConfig:
     task: str = "omniglot"  # "omniglot" (few-shot classification) or "quadratic" (Hochreiter 2001)
@@ -45,6 +48,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads, 0 = torch's default
     data: str | None = None  # Omniglot directory (else $EDGEMETA_DATA)
     workers: int = 0  # processes sampling episodes ahead of training (0: sample in the training loop)
+    sampler: str = "auto"  # host (numpy + OpenCV) | device (torch ops on the device) | auto (device on CUDA)
     compile: bool = False  # torch.compile the learner's step for training (same numbers, faster; compiles first)
     compile_mode: str = "auto"  # torch.compile mode; auto: CUDA graphs on CUDA, inductor's default on CPU
 
@@ -58,6 +62,10 @@ class TrainConfig:
             raise EdgemetaError(f"learning rate must be > 0, got {self.lr}")
         if self.workers < 0:
             raise EdgemetaError(f"workers must be >= 0, got {self.workers}")
+        if self.sampler not in SAMPLERS:
+            raise EdgemetaError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if self.sampler == "device" and self.workers:
+            raise EdgemetaError("--workers sample on the host; with --sampler device there is nothing for them to do")
         from edgemeta.fast_loop import COMPILE_MODES
 
         if self.compile_mode not in COMPILE_MODES:
@@ -104,6 +112,17 @@ class OmniglotTask:
             augment=cfg.augment,
         )
         self.validation_images = images[split["validation"]]
+        self.train_images = images[split["train"]]
+
+    def device_sampler(self, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device):
+        from edgemeta.data.device_episodes import DeviceEpisodeSampler
+
+        return DeviceEpisodeSampler(torch.from_numpy(self.train_images).to(device), model_cfg.num_classes, cfg.ways,
+                                    instances=cfg.instances, steps=cfg.steps, augment=cfg.augment)
+
+
+def uses_device_sampler(cfg: TrainConfig, device: torch.device) -> bool:
+    return cfg.sampler == "device" or (cfg.sampler == "auto" and device.type == "cuda" and not cfg.workers)
 
 
 def episode_loss(learner, images, prev, labels, novelty_weight: float):
@@ -153,7 +172,8 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     from tqdm import tqdm
 
     from edgemeta.evaluate import accuracy_by_instance
-    from edgemeta.fast_loop import EpisodeBatches, TrainStep, batch_stream, compile_core, uses_cuda_graphs
+    from edgemeta.fast_loop import (EpisodeBatches, TrainStep, batch_stream, compile_core, device_batch_stream,
+                                    uses_cuda_graphs)
 
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -184,7 +204,12 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     core = compile_core(learner, device, cfg.compile_mode) if cfg.compile else None
     train_step = TrainStep(learner, opt, sched, ctx, device, cfg.batch_size, cfg.novelty_weight, cfg.grad_clip, core,
                            cuda_graphs=uses_cuda_graphs(device, cfg.compile, cfg.compile_mode))
-    batches = EpisodeBatches(task.train, model_cfg.num_classes, cfg.seed, cfg.batch_size, ctx.shard(cfg.batch_size))
+    if uses_device_sampler(cfg, device):
+        stream = device_batch_stream(task.device_sampler(model_cfg, cfg, device), cfg.seed, ctx.shard(cfg.batch_size),
+                                     step, total, ctx.rank)
+    else:
+        batches = EpisodeBatches(task.train, model_cfg.num_classes, cfg.seed, cfg.batch_size, ctx.shard(cfg.batch_size))
+        stream = batch_stream(batches, step, total, device, cfg.workers)
     if ctx.enabled:
         log(f"training on {ctx.world_size} processes ({device.type}), {cfg.batch_size} episodes per step in all")
 
@@ -211,7 +236,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.model}", unit="step", disable=not (progress and ctx.is_main),
                dynamic_ncols=True)
     try:
-        for x, prev, labels in batch_stream(batches, step, total, device, cfg.workers):
+        for x, prev, labels in stream:
             pending.append(train_step(x, prev, labels))
             step += 1
             validate = ctx.is_main and (step % cfg.val_every == 0 or step == total)

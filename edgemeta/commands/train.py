@@ -38,13 +38,16 @@ MODEL_DEFAULTS = {
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Processes sampling episodes ahead of training (0: sample in the training loop).")
+@click.option("--sampler", type=click.Choice(["auto", "host", "device"]), default="auto", show_default=True,
+              help="Where episodes are drawn: host (numpy + OpenCV), device (batched torch ops on the training "
+                   "device), auto (device on CUDA, host on CPU).")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the learner's step for training: same numbers, faster, after a compile of a minute or so.")
 @click.option("--compile-mode", type=click.Choice(["auto", "default", "reduce-overhead", "max-autotune",
                                                    "max-autotune-no-cudagraphs"]),
               default="auto", show_default=True, help="torch.compile mode for --compile (auto: CUDA graphs on CUDA).")
 def command(task, data, model_name, out, ways, instances, steps, episodes, batch_size, lr, seed, device, threads,
-            val_every, val_episodes, ckpt_every, eval_episodes, no_augment, resume, workers, compile_, compile_mode):
+            val_every, val_episodes, ckpt_every, eval_episodes, no_augment, resume, workers, sampler, compile_, compile_mode):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels."""
     from edgemeta import EdgemetaError
 
@@ -74,7 +77,7 @@ def command(task, data, model_name, out, ways, instances, steps, episodes, batch
         task=task, model=model_name, ways=ways or defaults["ways"], instances=instances, steps=steps,
         episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every, val_episodes=val_episodes,
         ckpt_every=ckpt_every, device=device, threads=threads, data=data, augment=not no_augment,
-        workers=workers, compile=compile_, compile_mode=compile_mode,
+        workers=workers, sampler=sampler, compile=compile_, compile_mode=compile_mode,
     )
     try:
         train(model_cfg, cfg, out, resume=resume)

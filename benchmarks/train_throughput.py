@@ -13,8 +13,8 @@ median over --iters timed iterations after --warmup, and ratios to the reference
 Compile time (first iterations of the compiled loop) is printed separately.
 
 --sampling (needs Omniglot) adds the data side: episodes sampled per second with the paper's
-augmentation, and whole training steps per second with sampling in the loop (--workers 0) and
-ahead of it in worker processes (--workers N, default 1).
+augmentation on the host and on the device (--sampler device), and whole training steps per second
+with sampling in the loop (--workers 0) and ahead of it in worker processes (--workers N, default 1).
 """
 from __future__ import annotations
 
@@ -144,6 +144,19 @@ def sampling(args, device):
         sampler.sample(args.batch, np.random.default_rng([0, k]))
         times.append(time.perf_counter() - t)
     print(f"sampling with augmentation, in the loop's process: {args.batch / statistics.median(times):.0f} episodes/s")
+    from edgemeta.data.device_episodes import DeviceEpisodeSampler
+
+    on_device = DeviceEpisodeSampler(torch.from_numpy(images).to(device), cfg.num_classes, 5, instances=args.steps // 5,
+                                     augment=True)
+    gen = torch.Generator(device=device).manual_seed(0)
+    times = []
+    for k in range(args.iters + 1):
+        t = time.perf_counter()
+        on_device.sample(args.batch, gen)
+        sync(device)
+        times.append(time.perf_counter() - t)
+    print(f"sampling with augmentation on the device ({device}, --sampler device): "
+          f"{args.batch / statistics.median(times[1:]):.0f} episodes/s")
 
     steps = args.warmup + args.iters
     for workers in (0, args.workers):

@@ -175,6 +175,8 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     from edgemeta.fast_loop import (EpisodeBatches, TrainStep, batch_stream, compile_core, device_batch_stream,
                                     uses_cuda_graphs)
 
+    # The data first: a missing or malformed dataset is reported before anything is written to --out.
+    task = OmniglotTask(model_cfg, cfg)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
     else:
@@ -200,7 +202,6 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         log(f"resumed {out / LAST} at step {step}/{total}")
     del ckpt
 
-    task = OmniglotTask(model_cfg, cfg)
     core = compile_core(learner, device, cfg.compile_mode) if cfg.compile else None
     train_step = TrainStep(learner, opt, sched, ctx, device, cfg.batch_size, cfg.novelty_weight, cfg.grad_clip, core,
                            cuda_graphs=uses_cuda_graphs(device, cfg.compile, cfg.compile_mode))

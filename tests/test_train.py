@@ -90,3 +90,10 @@ def test_cli_bad_input_is_one_line(args, message, tmp_path, capsys, monkeypatch)
     assert message in err, err
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1, err
+
+
+def test_a_missing_dataset_is_reported_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--episodes", "10"]) != 0
+    assert "images_background.zip" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # no empty run directory left behind

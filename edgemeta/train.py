@@ -175,11 +175,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     from edgemeta.fast_loop import (EpisodeBatches, TrainStep, batch_stream, compile_core, device_batch_stream,
                                     uses_cuda_graphs)
 
-    # The data first: a missing or malformed dataset is reported before anything is written to --out.
-    task = OmniglotTask(model_cfg, cfg)
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    else:
+    if not ctx.is_main:
         log = _silent
     torch.manual_seed(cfg.seed)
     learner = build_learner(model_cfg).to(device)
@@ -192,6 +188,10 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     ckpt, message, error = _resume_point(out, model_cfg, resume, ctx)
     if error:
         raise EdgemetaError(error)
+    # The data before --out: a missing or malformed dataset is reported before anything is written.
+    task = OmniglotTask(model_cfg, cfg)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     if message:
         log(message)
     if ckpt is not None:

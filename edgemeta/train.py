@@ -200,6 +200,13 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         sched.load_state_dict(ckpt["scheduler"])
         step, best = ckpt["step"], ckpt["metrics"].get("best_val", -1.0)
         log(f"resumed {out / LAST} at step {step}/{total}")
+        old_lr = sched.base_lrs[0]
+        if not math.isclose(old_lr, cfg.lr):
+            # The scheduler's state carries the base rate it was made with; --lr given now wins.
+            sched.base_lrs = [cfg.lr] * len(sched.base_lrs)
+            for group, factor in zip(opt.param_groups, sched.get_last_lr()):
+                group["lr"] = cfg.lr * factor / old_lr
+            log(f"learning rate: base {cfg.lr:g} from --lr (the checkpoint's run used {old_lr:g})")
     del ckpt
 
     core = compile_core(learner, device, cfg.compile_mode) if cfg.compile else None

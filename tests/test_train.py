@@ -97,3 +97,20 @@ def test_a_missing_dataset_is_reported_before_anything_is_written(tmp_path, caps
     assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--episodes", "10"]) != 0
     assert "images_background.zip" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # no empty run directory left behind
+
+
+def test_resume_with_a_new_learning_rate_uses_it(tmp_path, data_dir):
+    import math
+
+    cfg = ModelConfig(**TINY_MODEL)
+    kw = {**TINY_TRAIN, "episodes": 2 * 16, "val_every": 1000, "ckpt_every": 1, "lr": 1e-3, "lr_min_ratio": 0.1,
+          "data": str(data_dir)}
+    train(cfg, TrainConfig(**kw), tmp_path, progress=False, log=lambda *a: None)
+    lines = []
+    train(cfg, TrainConfig(**{**kw, "episodes": 4 * 16, "lr": 4e-3}), tmp_path, resume=True, progress=False,
+          log=lines.append)
+    assert any("base 0.004 from --lr (the checkpoint's run used 0.001)" in line for line in lines)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["scheduler"]["base_lrs"] == [4e-3]
+    # after step 4 of a 4-step cosine: 4e-3 * lr_min_ratio
+    assert math.isclose(ckpt["optimizer"]["param_groups"][0]["lr"], 4e-3 * 0.1, rel_tol=1e-6)

@@ -29,15 +29,54 @@ import torch
 import torch.nn.functional as F
 
 
+def reference_core(learner, features, gates_x, prev_label, state):
+    """A MANN step as first written (before the training loop was tuned): the heads multiply
+    [h, features] every step, every memory row is normalised for the cosine, separate adds."""
+    from edgemeta.models.mann import EPS
+
+    cfg = learner.cfg
+    heads, w = cfg.read_heads, cfg.memory_width
+    h, c = learner.controller(gates_x, torch.cat([state["h"], state["read"]], dim=1), state["c"])
+    p = learner.heads(torch.cat([h, features], dim=1)).reshape(-1, heads, w + 2)
+    keys = torch.tanh(p[..., :w])
+    write_gate = torch.sigmoid(p[..., w : w + 1])
+    beta = 1.0 + F.softplus(p[..., w + 1 :])
+    usage = state["usage"] + learner.tie_break
+    smallest = -torch.topk(-usage, heads, dim=1).values
+    least_used = (usage.unsqueeze(1) == smallest.unsqueeze(2)).to(usage.dtype)
+    write_w = write_gate * state["read_weights"] + (1.0 - write_gate) * least_used
+    content = torch.cat([state["keys"], prev_label.unsqueeze(1).expand(-1, heads, -1)], dim=2)
+    memory = state["memory"] * (1.0 - least_used[:, 0, :].unsqueeze(2))
+    memory = memory + torch.bmm(write_w.transpose(1, 2), content)
+    mem_keys = memory[..., :w]
+    key_n = keys / torch.sqrt((keys * keys).sum(-1, keepdim=True) + EPS)
+    mem_n = mem_keys / torch.sqrt((mem_keys * mem_keys).sum(-1, keepdim=True) + EPS)
+    read_w = torch.softmax(beta * torch.bmm(key_n, mem_n.transpose(1, 2)), dim=-1)
+    read = torch.bmm(read_w, memory).flatten(1)
+    new_usage = cfg.gamma * state["usage"] + read_w.sum(1) + write_w.sum(1)
+    out = torch.cat([h, read], dim=1)
+    nov = learner.novelty(out) if learner.novelty is not None else None
+    nxt = {"h": h, "c": c, "memory": memory, "read": read, "read_weights": read_w, "usage": new_usage, "keys": keys}
+    return learner.out(out), nov, nxt
+
+
 def reference_unroll(learner, images, prev_labels):
-    """StepLearner.unroll as first written: each step indexes x[:, t] (whose backward zero-fills [B, T, ...] T times)."""
+    """The episode loop as first written: each step indexes x[:, t] (whose backward zero-fills [B, T, ...]
+    T times) and, for the label-memory MANN, runs `reference_core`; the same weights and function as
+    `learner.unroll`, which the plain loop runs."""
+    from edgemeta.models import MANNLearner
+
+    original = isinstance(learner, MANNLearner) and learner.cfg.label_memory
     b, t = images.shape[:2]
     feats = learner.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
-    x_proj = learner.controller.project(torch.cat([feats, prev_labels], dim=2))
+    x_proj = learner.controller.project(torch.cat([feats, prev_labels], dim=2)) if original else learner.project(feats, prev_labels)
     state = learner.zero_state(b, images.device)
     logits, novelty = [], []
     for i in range(t):
-        lg, nv, state = learner.core(feats[:, i], x_proj[:, i], prev_labels[:, i], state)
+        if original:
+            lg, nv, state = reference_core(learner, feats[:, i], x_proj[:, i], prev_labels[:, i], state)
+        else:
+            lg, nv, state = learner.core(feats[:, i], x_proj[:, i], prev_labels[:, i], state)
         logits.append(lg)
         if nv is not None:
             novelty.append(nv)

@@ -33,7 +33,7 @@ def indexing_unroll(learner, images, prev_labels):
     """The loop as first written (x[:, t] per step): the unbind loop must match it bit for bit."""
     b, t = images.shape[:2]
     feats = learner.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
-    x_proj = learner.controller.project(torch.cat([feats, prev_labels], dim=2))
+    x_proj = learner.project(feats, prev_labels)
     state = learner.zero_state(b)
     logits, novelty = [], []
     for i in range(t):
@@ -197,3 +197,27 @@ def test_cuda_graph_loop_matches_the_plain_loop_on_gpu():
     np.testing.assert_allclose(l1, l0, rtol=1e-4)
     for name in w0:
         torch.testing.assert_close(w1[name], w0[name], rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("name", ["mann", "default"])
+def test_the_benchmarks_reference_loop_computes_what_the_learner_computes(name):
+    """benchmarks/train_throughput.py times the loop as first written against today's: the ratios only
+    mean something if both compute the same function."""
+    import importlib.util
+    from pathlib import Path
+
+    from edgemeta.models import build_learner, preset
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+    spec = importlib.util.spec_from_file_location("train_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = preset(name)
+    torch.manual_seed(0)
+    learner = build_learner(cfg)
+    x, prev, _ = bench.synthetic_batch(cfg, 3, 20, "cpu")
+    with torch.no_grad():
+        ref, new = bench.reference_unroll(learner, x, prev), learner.unroll(x, prev)
+    torch.testing.assert_close(ref[0], new[0], rtol=0, atol=1e-5)
+    if ref[1] is not None:
+        torch.testing.assert_close(ref[1], new[1], rtol=0, atol=1e-5)

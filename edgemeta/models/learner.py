@@ -69,14 +69,18 @@ class StepLearner(ExplicitState, nn.Module):
 
     # --- one step --------------------------------------------------------------------------
     def core(self, features: torch.Tensor, x_proj: torch.Tensor, prev_label: torch.Tensor, state: dict[str, torch.Tensor]):
-        """features = encoder(image); x_proj = controller.project([features, prev_label]) ->
+        """features = encoder(image); x_proj = self.project(features, prev_label) ->
         (logits [B, C], novelty logit [B, 1] or None, next state)."""
         raise NotImplementedError
 
+    def project(self, features: torch.Tensor, prev_label: torch.Tensor) -> torch.Tensor:
+        """The part of a step that depends on its inputs only, not on state: in training, one large
+        matrix product over all T steps instead of T small ones (`unroll`). Subclasses may add to it."""
+        return self.controller.project(torch.cat([features, prev_label], dim=-1))
+
     def step(self, image: torch.Tensor, prev_label: torch.Tensor, state: dict[str, torch.Tensor]):
         features = self.encoder(image)
-        x_proj = self.controller.project(torch.cat([features, prev_label], dim=1))
-        return self.core(features, x_proj, prev_label, state)
+        return self.core(features, self.project(features, prev_label), prev_label, state)
 
     # --- a whole episode -------------------------------------------------------------------
     def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor, state: dict[str, torch.Tensor] | None = None,
@@ -91,7 +95,7 @@ class StepLearner(ExplicitState, nn.Module):
         """
         b, t = images.shape[:2]
         feats = self.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
-        x_proj = self.controller.project(torch.cat([feats, prev_labels], dim=2))
+        x_proj = self.project(feats, prev_labels)
         state = self.zero_state(b, images.device) if state is None else state
         core = self.core if core is None else core
         logits, novelty = [], []

@@ -72,12 +72,24 @@ class MANNLearner(StepLearner):
             shapes["keys"] = (c.read_heads, c.memory_width)  # k_{t-1}, written next step with its label
         return shapes
 
+    def project(self, features, prev_label):
+        """[controller input projection | the heads' image share]: the heads see [h, features], and
+        the features part needs no state, so training computes it for all T steps in the same
+        matrix product as the controller's inputs (one weight matrix made of both, per call)."""
+        hid = self.cfg.controller
+        head_w = self.heads.weight[:, hid:]  # the columns that multiply the features
+        weight = torch.cat([self.controller.inputs.weight,
+                            torch.cat([head_w, head_w.new_zeros(head_w.shape[0], prev_label.shape[-1])], dim=1)])
+        bias = torch.cat([self.controller.inputs.bias, self.heads.bias])
+        return F.linear(torch.cat([features, prev_label], dim=-1), weight, bias)
+
     def core(self, features, x_proj, prev_label, state):
         cfg = self.cfg
-        heads, w = cfg.read_heads, cfg.memory_width
-        h, c = self.controller(x_proj, torch.cat([state["h"], state["read"]], dim=1), state["c"])
+        heads, w, hid = cfg.read_heads, cfg.memory_width, cfg.controller
+        gates_x, heads_x = x_proj.split([4 * hid, x_proj.shape[-1] - 4 * hid], dim=-1)
+        h, c = self.controller(gates_x, torch.cat([state["h"], state["read"]], dim=1), state["c"])
 
-        p = self.heads(torch.cat([h, features], dim=1)).reshape(-1, heads, w + 2)
+        p = (F.linear(h, self.heads.weight[:, :hid]) + heads_x).reshape(-1, heads, w + 2)
         keys = torch.tanh(p[..., :w])  # [B, H, W]
         write_gate = torch.sigmoid(p[..., w : w + 1])  # [B, H, 1]
         beta = 1.0 + F.softplus(p[..., w + 1 :])  # [B, H, 1]
@@ -87,23 +99,27 @@ class MANNLearner(StepLearner):
         smallest = -torch.topk(-usage, heads, dim=1).values  # [B, H], ascending
         least_used = (usage.unsqueeze(1) == smallest.unsqueeze(2)).to(usage.dtype)  # [B, H, N]
 
-        write_w = write_gate * state["read_weights"] + (1.0 - write_gate) * least_used
+        # sigmoid(a) w_r + (1 - sigmoid(a)) lu, written with one product fewer
+        write_w = least_used + write_gate * (state["read_weights"] - least_used)
         if cfg.label_memory:
             # the label of the previous input has just arrived: store it beside that input's key
             content = torch.cat([state["keys"], prev_label.unsqueeze(1).expand(-1, heads, -1)], dim=2)
         else:
             content = keys
-        memory = state["memory"] * (1.0 - least_used[:, 0, :].unsqueeze(2))
-        memory = memory + torch.bmm(write_w.transpose(1, 2), content)  # [B, N, row]
+        keep = 1.0 - least_used[:, 0, :].unsqueeze(2)  # the least-used slot is zeroed, then written
+        memory = torch.baddbmm(state["memory"] * keep, write_w.transpose(1, 2), content)  # [B, N, row]
 
+        # Cosine similarity over the key part as dot / sqrt((|k|^2 + eps)(|m|^2 + eps)): the same
+        # number as normalising keys and rows first, without a normalised copy of the whole memory
+        # (an [B, N, W] tensor and its backward at every training step).
         mem_keys = memory[..., :w]
-        key_n = keys / torch.sqrt((keys * keys).sum(-1, keepdim=True) + EPS)
-        mem_n = mem_keys / torch.sqrt((mem_keys * mem_keys).sum(-1, keepdim=True) + EPS)
-        similarity = torch.bmm(key_n, mem_n.transpose(1, 2))  # [B, H, N], cosine over the key part
-        read_w = torch.softmax(beta * similarity, dim=-1)
+        dot = torch.bmm(keys, mem_keys.transpose(1, 2))  # [B, H, N]
+        k2 = (keys * keys).sum(-1, keepdim=True) + EPS  # [B, H, 1]
+        m2 = (mem_keys * mem_keys).sum(-1).unsqueeze(1) + EPS  # [B, 1, N]
+        read_w = torch.softmax(beta * dot * torch.rsqrt(k2 * m2), dim=-1)
         read = torch.bmm(read_w, memory).flatten(1)  # [B, H*row]
 
-        new_usage = cfg.gamma * state["usage"] + read_w.sum(1) + write_w.sum(1)
+        new_usage = cfg.gamma * state["usage"] + (read_w + write_w).sum(1)
         out = torch.cat([h, read], dim=1)
         nov = self.novelty(out) if self.novelty is not None else None
         next_state = {"h": h, "c": c, "memory": memory, "read": read, "read_weights": read_w, "usage": new_usage}

@@ -10,7 +10,7 @@ from edgemeta.commands.options import data_option
 
 
 def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device="auto", batch=100,
-             plot=True, out_dir=None) -> dict:
+             plot=True, out_dir=None, threads=None) -> dict:
     from edgemeta import EdgemetaError
     from edgemeta.checkpoint import learner_from_checkpoint, load_checkpoint, resolve_checkpoint
     from edgemeta.data.omniglot import load_omniglot, split_classes
@@ -18,7 +18,7 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
     from edgemeta.train import pick_device
 
     if _is_exported(run):
-        return _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir)
+        return _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir, threads or 1)
     ckpt = load_checkpoint(run)
     if ckpt.get("task") == "quadratic":
         from edgemeta.quadratic import run_quadratic_eval
@@ -47,7 +47,7 @@ def _is_exported(run) -> bool:
     return p.suffix == ".onnx" or (not p.exists() and not p.suffix and "/" not in str(run))
 
 
-def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir) -> dict:
+def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir, threads=1) -> dict:
     """The same table for an exported learner, run by ONNX Runtime on the CPU."""
     from edgemeta import EdgemetaError
     from edgemeta.data.omniglot import load_omniglot, split_classes
@@ -56,7 +56,7 @@ def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_
     from edgemeta.runtime.learner import resolve_learner
 
     path = resolve_learner(run)
-    runner = OnnxUnroller(path)
+    runner = OnnxUnroller(path, threads)
     if runner.metadata.get("task", "omniglot") != "omniglot":
         raise EdgemetaError(f"{path} is a {runner.metadata['task']} learner; evaluate its checkpoint instead")
     if ways > runner.cfg.num_classes:
@@ -92,8 +92,15 @@ def _write(result: dict, out_dir: Path, plot: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where eval.json and eval.png go. [the checkpoint's folder]")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG plot.")
-def command(run, data, ways, instances, episodes, seed, device, out_dir, no_plot):
+@click.option("--threads", type=click.IntRange(0, 256), default=0,
+              help="CPU threads (0: torch's choice). 1 on a machine whose other cores are busy: spinning threads "
+                   "that wait for a busy core slow evaluation many times over.")
+def command(run, data, ways, instances, episodes, seed, device, out_dir, no_plot, threads):
     """Evaluate RUN (a run directory or checkpoint; or an exported learner: a .onnx file or a shipped
     name such as mann-int8, run by ONNX Runtime) on the 423 meta-test classes: accuracy by instance."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     run_eval(run, data=data, ways=ways, instances=instances, episodes=episodes, seed=seed, device=device,
-             plot=not no_plot, out_dir=out_dir)
+             plot=not no_plot, out_dir=out_dir, threads=threads or None)

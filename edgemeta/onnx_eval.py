@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 from edgemeta.runtime import contract
@@ -31,16 +30,14 @@ class OnnxUnroller:
         return self
 
     def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor):
-        x, prev = images.cpu().numpy(), prev_labels.cpu().numpy()
-        b, t = x.shape[:2]
-        state = {n: np.zeros((b, *s), np.float32) for n, s in self.state_shapes.items()}
-        logits, novelty = [], []
-        for i in range(t):
-            out = dict(zip(self.outputs, self.session.run(None, {contract.IMAGE: x[:, i], contract.PREV_LABEL: prev[:, i], **state})))
-            logits.append(out[contract.LOGITS])
-            if contract.NOVELTY in out:
-                novelty.append(out[contract.NOVELTY])
-            state = {n: out[contract.state_out(n)] for n in self.state_shapes}
+        from edgemeta.export.parity import EpisodeInputs, run_episodes
+
+        def step(feeds):
+            return dict(zip(self.outputs, self.session.run(None, feeds)))
+
+        # the export's parity loop: fresh state, every output state fed back as the next input
+        inputs = EpisodeInputs(images.cpu().numpy(), None, prev_labels.cpu().numpy(), "evaluation episodes")
+        trace = run_episodes(step, self.state_shapes, inputs)
         # accuracy_by_instance applies a sigmoid to novelty logits; the graph outputs probabilities
-        nov = torch.logit(torch.from_numpy(np.concatenate(novelty, axis=1)), eps=1e-7) if novelty else None
-        return torch.from_numpy(np.stack(logits, axis=1)), nov, state
+        nov = torch.logit(torch.from_numpy(trace.novelty[..., 0]), eps=1e-7) if trace.novelty is not None else None
+        return torch.from_numpy(trace.logits), nov, trace.state

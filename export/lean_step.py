@@ -9,11 +9,10 @@ episodes) with the training-time structure folded away:
 - one LSTM matrix product: the controller's input and recurrent weights side by side, applied to
   [features, prev_label, h, read] (training splits them to project all T inputs in one product);
 - gate rows reordered to (i, f, o | g), so one Sigmoid and one Tanh cover all four gates;
-- the output and novelty heads stacked into one matrix product;
-- the smallest usages from TopK(largest=0) directly, not from TopK of the negated usage;
-- cosine similarity as dot / sqrt((|k|^2 + eps)(|m|^2 + eps)), which is exactly
-  (k / sqrt(|k|^2 + eps)) . (m / sqrt(|m|^2 + eps)), without normalising every memory row first;
-- write weights as lu + g (w_r - lu), usage from one sum over read + write weights.
+- the output and novelty heads stacked into one matrix product.
+
+The memory half of the step (least-used slots, write, cosine read, usage) is the training code
+itself, `edgemeta.models.mann.lrua_access`, already written for few ops.
 
 Every op stays in the TensorRT-safe set of the contract (no OneHot/ScatterND/NonZero, TopK with a
 constant K). Weights are plain MatMul + Add (not Gemm) so that a weight-only int8 pass can find them.
@@ -23,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgemeta.models.mann import EPS, MANNLearner
+from edgemeta.models.mann import MANNLearner, lrua_access
 
 
 class LeanMANNStep(nn.Module):
@@ -71,35 +70,8 @@ class LeanMANNStep(nn.Module):
         h = o * torch.tanh(c)
 
         p = (torch.cat([h, features], dim=1) @ self.w_heads + self.b_heads).reshape(-1, heads, w + 2)
-        key_raw, gate_raw, beta_raw = p.split([w, 1, 1], dim=2)
-        keys = torch.tanh(key_raw)  # [B, H, W]
-        gate = torch.sigmoid(gate_raw)  # [B, H, 1]
-        beta = 1.0 + nn.functional.softplus(beta_raw)
-
-        usage = s["usage"] + self.tie_break
-        smallest = torch.topk(usage, heads, dim=1, largest=False).values  # ascending
-        least_used = (usage.unsqueeze(1) == smallest.unsqueeze(2)).to(usage.dtype)  # [B, H, N]
-        write_w = least_used + gate * (s["read_weights"] - least_used)
-
-        if cfg.label_memory:
-            content = torch.cat([s["keys"], prev_label.unsqueeze(1).expand(-1, heads, -1)], dim=2)
-        else:
-            content = keys
-        keep = 1.0 - least_used[:, 0, :].unsqueeze(2)
-        memory = s["memory"] * keep + torch.bmm(write_w.transpose(1, 2), content)  # [B, N, row]
-
-        mem_keys = memory[..., :w]
-        dot = torch.bmm(keys, mem_keys.transpose(1, 2))  # [B, H, N]
-        k2 = (keys * keys).sum(-1, keepdim=True) + EPS  # [B, H, 1]
-        m2 = (mem_keys * mem_keys).sum(-1).unsqueeze(1) + EPS  # [B, 1, N]
-        read_w = torch.softmax(beta * dot / torch.sqrt(k2 * m2), dim=-1)
-        read = torch.bmm(read_w, memory).flatten(1)
-
-        new_usage = cfg.gamma * s["usage"] + (read_w + write_w).sum(1)
-        out = torch.cat([h, read], dim=1) @ self.w_out + self.b_out
-        nxt = {"h": h, "c": c, "memory": memory, "read": read, "read_weights": read_w, "usage": new_usage}
-        if cfg.label_memory:
-            nxt["keys"] = keys
+        nxt = {"h": h, "c": c, **lrua_access(cfg, self.tie_break, p, prev_label, s)}
+        out = torch.cat([h, nxt["read"]], dim=1) @ self.w_out + self.b_out
         outs = [out[:, : cfg.num_classes]] + [nxt[n] for n in self.names]
         if self.has_novelty:
             outs.append(torch.sigmoid(out[:, cfg.num_classes :]))

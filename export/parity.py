@@ -115,7 +115,7 @@ class Trace:
 
 def run_episodes(step: StepFn, state_shapes: dict[str, tuple[int, ...]], inputs: EpisodeInputs) -> Trace:
     """Drive `step` through the episodes from a fresh (all-zero) state, carrying `<s>_out` into `<s>`."""
-    batch, steps = inputs.labels.shape
+    batch, steps = inputs.prev_label.shape[:2]
     state = {n: np.zeros((batch, *s), dtype=np.float32) for n, s in state_shapes.items()}
     logits, novelty = [], []
     for t in range(steps):

@@ -21,26 +21,17 @@ import math
 import torch
 import torch.nn.functional as F
 
+from edgemeta.data.episodes import EpisodeSampler
+
 MAX_SHIFT = 1.5  # pixels, as edgemeta.data.episodes.jitter
 MAX_DEGREES = 10.0
 
 
-class DeviceEpisodeSampler:
-    """images: (n_classes, drawings, S, S) float32 tensor (on the training device); the rest as EpisodeSampler."""
+class DeviceEpisodeSampler(EpisodeSampler):
+    """EpisodeSampler's episodes (same arguments and checks), drawn with torch ops.
 
-    def __init__(self, images: torch.Tensor, num_classes: int, ways: int | tuple[int, int], instances: int | None = None,
-                 steps: int | None = None, augment: bool = False):
-        if (instances is None) == (steps is None):
-            raise ValueError("give exactly one of instances or steps")
-        self.images = images
-        self.num_classes = num_classes
-        self.ways_range = (ways, ways) if isinstance(ways, int) else tuple(ways)
-        lo, hi = self.ways_range
-        if not 1 <= lo <= hi <= num_classes:
-            raise ValueError(f"ways {self.ways_range} must lie in [1, num_classes={num_classes}]")
-        if hi > images.shape[0]:
-            raise ValueError(f"ways {hi} exceeds the {images.shape[0]} classes available")
-        self.instances, self.steps, self.augment = instances, steps, augment
+    images: (n_classes, drawings, S, S) float32 tensor, on the training device.
+    """
 
     @property
     def device(self) -> torch.device:
@@ -51,12 +42,9 @@ class DeviceEpisodeSampler:
         dev = self.device
         lo, hi = self.ways_range
         ways = int(torch.randint(lo, hi + 1, (1,), generator=gen, device=dev).item())
-        if self.instances is not None:
-            counts = torch.full((ways,), self.instances, device=dev)
-        else:
-            counts = torch.full((ways,), self.steps // ways, device=dev)
-            counts[: self.steps % ways] += 1
-        steps = int(counts.sum())
+        counts_host = self.counts(ways)
+        steps = int(counts_host.sum())  # from the host copy: no device sync
+        counts = torch.as_tensor(counts_host, device=dev)
         n_classes, n_drawings, size = self.images.shape[0], self.images.shape[1], self.images.shape[-1]
 
         classes = _permutations(batch, n_classes, gen, dev)[:, :ways]  # [B, ways], distinct

@@ -70,14 +70,18 @@ class EpisodeSampler:
         self.steps = steps
         self.augment = augment
 
+    def counts(self, ways: int) -> np.ndarray:
+        """Examples of each of `ways` classes: `instances` each, or `steps` split as evenly as possible."""
+        if self.instances is not None:
+            return np.full(ways, self.instances)
+        counts = np.full(ways, self.steps // ways)
+        counts[: self.steps % ways] += 1
+        return counts
+
     def sample(self, batch: int, rng: np.random.Generator) -> Episodes:
         lo, hi = self.ways_range
         ways = int(rng.integers(lo, hi + 1))
-        if self.instances is not None:
-            counts = np.full(ways, self.instances)
-        else:
-            counts = np.full(ways, self.steps // ways)
-            counts[: self.steps % ways] += 1
+        counts = self.counts(ways)
         steps = int(counts.sum())
         size = self.images.shape[-1]
         n_drawings = self.images.shape[1]

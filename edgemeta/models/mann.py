@@ -74,14 +74,10 @@ class MANNLearner(StepLearner):
 
     def project(self, features, prev_label):
         """[controller input projection | the heads' image share]: the heads see [h, features], and
-        the features part needs no state, so training computes it for all T steps in the same
-        matrix product as the controller's inputs (one weight matrix made of both, per call)."""
+        the features part needs no state, so training computes it for all T steps at once too."""
         hid = self.cfg.controller
-        head_w = self.heads.weight[:, hid:]  # the columns that multiply the features
-        weight = torch.cat([self.controller.inputs.weight,
-                            torch.cat([head_w, head_w.new_zeros(head_w.shape[0], prev_label.shape[-1])], dim=1)])
-        bias = torch.cat([self.controller.inputs.bias, self.heads.bias])
-        return F.linear(torch.cat([features, prev_label], dim=-1), weight, bias)
+        heads_x = F.linear(features, self.heads.weight[:, hid:], self.heads.bias)
+        return torch.cat([super().project(features, prev_label), heads_x], dim=-1)
 
     def core(self, features, x_proj, prev_label, state):
         cfg = self.cfg
@@ -90,39 +86,50 @@ class MANNLearner(StepLearner):
         h, c = self.controller(gates_x, torch.cat([state["h"], state["read"]], dim=1), state["c"])
 
         p = (F.linear(h, self.heads.weight[:, :hid]) + heads_x).reshape(-1, heads, w + 2)
-        keys = torch.tanh(p[..., :w])  # [B, H, W]
-        write_gate = torch.sigmoid(p[..., w : w + 1])  # [B, H, 1]
-        beta = 1.0 + F.softplus(p[..., w + 1 :])  # [B, H, 1]
-
-        # Least-used slots from the previous usage: TopK with a constant K (TensorRT-safe).
-        usage = state["usage"] + self.tie_break
-        smallest = -torch.topk(-usage, heads, dim=1).values  # [B, H], ascending
-        least_used = (usage.unsqueeze(1) == smallest.unsqueeze(2)).to(usage.dtype)  # [B, H, N]
-
-        # sigmoid(a) w_r + (1 - sigmoid(a)) lu, written with one product fewer
-        write_w = least_used + write_gate * (state["read_weights"] - least_used)
-        if cfg.label_memory:
-            # the label of the previous input has just arrived: store it beside that input's key
-            content = torch.cat([state["keys"], prev_label.unsqueeze(1).expand(-1, heads, -1)], dim=2)
-        else:
-            content = keys
-        keep = 1.0 - least_used[:, 0, :].unsqueeze(2)  # the least-used slot is zeroed, then written
-        memory = torch.baddbmm(state["memory"] * keep, write_w.transpose(1, 2), content)  # [B, N, row]
-
-        # Cosine similarity over the key part as dot / sqrt((|k|^2 + eps)(|m|^2 + eps)): the same
-        # number as normalising keys and rows first, without a normalised copy of the whole memory
-        # (an [B, N, W] tensor and its backward at every training step).
-        mem_keys = memory[..., :w]
-        dot = torch.bmm(keys, mem_keys.transpose(1, 2))  # [B, H, N]
-        k2 = (keys * keys).sum(-1, keepdim=True) + EPS  # [B, H, 1]
-        m2 = (mem_keys * mem_keys).sum(-1).unsqueeze(1) + EPS  # [B, 1, N]
-        read_w = torch.softmax(beta * dot * torch.rsqrt(k2 * m2), dim=-1)
-        read = torch.bmm(read_w, memory).flatten(1)  # [B, H*row]
-
-        new_usage = cfg.gamma * state["usage"] + (read_w + write_w).sum(1)
-        out = torch.cat([h, read], dim=1)
+        memory_state = lrua_access(cfg, self.tie_break, p, prev_label, state)
+        out = torch.cat([h, memory_state["read"]], dim=1)
         nov = self.novelty(out) if self.novelty is not None else None
-        next_state = {"h": h, "c": c, "memory": memory, "read": read, "read_weights": read_w, "usage": new_usage}
-        if cfg.label_memory:
-            next_state["keys"] = keys
+        next_state = {"h": h, "c": c, **memory_state}
         return self.out(out), nov, next_state
+
+
+def lrua_access(cfg: ModelConfig, tie_break: torch.Tensor, p: torch.Tensor, prev_label: torch.Tensor,
+                state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The memory half of a step, shared by training (`MANNLearner.core`) and the exported graph
+    (export/lean_step.py): head parameters p [B, H, W + 2] (key, write gate, read sharpness) ->
+    the next memory, read, read_weights, usage (and keys with label_memory)."""
+    heads, w = cfg.read_heads, cfg.memory_width
+    keys = torch.tanh(p[..., :w])  # [B, H, W]
+    write_gate = torch.sigmoid(p[..., w : w + 1])  # [B, H, 1]
+    beta = 1.0 + F.softplus(p[..., w + 1 :])  # [B, H, 1]
+
+    # Least-used slots from the previous usage: TopK with a constant K (TensorRT-safe).
+    usage = state["usage"] + tie_break
+    smallest = torch.topk(usage, heads, dim=1, largest=False).values  # [B, H], ascending
+    least_used = (usage.unsqueeze(1) == smallest.unsqueeze(2)).to(usage.dtype)  # [B, H, N]
+
+    # sigmoid(a) w_r + (1 - sigmoid(a)) lu, written with one product fewer
+    write_w = least_used + write_gate * (state["read_weights"] - least_used)
+    if cfg.label_memory:
+        # the label of the previous input has just arrived: store it beside that input's key
+        content = torch.cat([state["keys"], prev_label.unsqueeze(1).expand(-1, heads, -1)], dim=2)
+    else:
+        content = keys
+    keep = 1.0 - least_used[:, 0, :].unsqueeze(2)  # the least-used slot is zeroed, then written
+    memory = torch.baddbmm(state["memory"] * keep, write_w.transpose(1, 2), content)  # [B, N, row]
+
+    # Cosine similarity over the key part as dot / sqrt((|k|^2 + eps)(|m|^2 + eps)): the same
+    # number as normalising keys and rows first, without a normalised copy of the whole memory
+    # (an [B, N, W] tensor and its backward at every training step).
+    mem_keys = memory[..., :w]
+    dot = torch.bmm(keys, mem_keys.transpose(1, 2))  # [B, H, N]
+    k2 = (keys * keys).sum(-1, keepdim=True) + EPS  # [B, H, 1]
+    m2 = (mem_keys * mem_keys).sum(-1).unsqueeze(1) + EPS  # [B, 1, N]
+    read_w = torch.softmax(beta * dot / torch.sqrt(k2 * m2), dim=-1)
+    read = torch.bmm(read_w, memory).flatten(1)  # [B, H*row]
+
+    new_usage = cfg.gamma * state["usage"] + (read_w + write_w).sum(1)
+    nxt = {"memory": memory, "read": read, "read_weights": read_w, "usage": new_usage}
+    if cfg.label_memory:
+        nxt["keys"] = keys
+    return nxt

@@ -31,7 +31,7 @@ from edgemeta.runtime.state_file import LearnerState, check_state, load_state_fi
 
 LEARNERS_DIR = Path(__file__).resolve().parent / "learners"  # shipped learners: learners/<name>.onnx
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-BACKENDS = ("auto", "ort", "trt")
+BACKENDS = ("auto", "ort", "trt", "native")
 
 
 class EpisodeLengthWarning(UserWarning):
@@ -106,9 +106,20 @@ def resolve_learner(model: str | os.PathLike, backend: str = "auto") -> Path:
     raise EdgemetaError(f"learner file {p} does not exist; export one with `edgemeta export` or pass a shipped name")
 
 
-def _open_backend(path: Path, backend: str, providers, threads, batch: int):
+def _open_backend(path: Path, backend: str, providers, threads, batch: int, precision: str | None = None):
     if backend not in BACKENDS:
         raise EdgemetaError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if precision is not None and backend != "native":
+        raise EdgemetaError(
+            f"precision={precision!r} applies to backend='native'; ONNX Runtime and TensorRT run the precision of the "
+            "file (load learner.int8.onnx / mann-int8 for int8 weights)"
+        )
+    if backend == "native":
+        if path.suffix in ENGINE_SUFFIXES:
+            raise EdgemetaError(f"{path} is a TensorRT engine; backend 'native' reads learner.onnx (or use backend='trt')")
+        from edgemeta.runtime.native_backend import NativeBackend
+
+        return NativeBackend(path, threads=threads, batch=batch, precision=precision, providers=providers)
     if backend == "auto":
         backend = "trt" if path.suffix in ENGINE_SUFFIXES else "ort"
     if backend == "trt":
@@ -149,21 +160,25 @@ class Learner:
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, path, backend: str = "auto", providers=None, threads: int | None = None, batch: int = 1) -> "Learner":
+    def load(cls, path, backend: str = "auto", providers=None, threads: int | None = None, batch: int = 1,
+             precision: str | None = None) -> "Learner":
         """Load an exported learner (learner.onnx, a TensorRT .engine, an export directory or a shipped
         name such as "default") and check it against the contract.
 
-        backend: "ort" (ONNX Runtime), "trt" (a TensorRT engine), "auto" (by file type).
+        backend: "ort" (ONNX Runtime), "trt" (a TensorRT engine), "auto" (by file type: ort or trt), or
+                 "native": the whole step as one compiled C function, for MANN learners with a flat
+                 encoder (mann) on a CPU; needs a C compiler the first time (runtime/native_backend.py).
         providers: ONNX Runtime execution providers, e.g. ["CUDAExecutionProvider", "CPUExecutionProvider"]
                    or aliases "tensorrt", "cuda", "cpu"; None picks the best available.
         threads: CPU threads for ONNX Runtime (None: its default). batch: independent streams B.
+        precision: backend "native" only: "int8" (default; int8 weights, float32 arithmetic) or "fp32".
         """
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise EdgemetaError(f"batch must be a positive integer, got {batch!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
             raise EdgemetaError(f"threads must be a positive integer, got {threads!r}")
         resolved = resolve_learner(path, backend)
-        be = _open_backend(resolved, backend, providers, threads, int(batch))
+        be = _open_backend(resolved, backend, providers, threads, int(batch), precision)
         try:
             spec = check_learner(be.inputs, be.outputs, be.metadata_json, int(batch), str(resolved))
             be.bind(spec.state_shapes, spec.num_classes, spec.input_size, spec.has_novelty)

@@ -32,7 +32,7 @@ from edgemeta.runtime.onnx_initializers import read_onnx
 
 PRECISIONS = ("int8", "fp32")
 PANEL = 64  # output columns per weight panel (mann_step.c)
-ABI = 1  # MANN_ABI in mann_step.c
+ABI = 2  # MANN_ABI in mann_step.c
 WEIGHTS = ("w_lstm", "b_lstm", "w_heads", "b_heads", "w_out", "b_out")
 STATE = ("h", "c", "memory", "read", "read_weights", "usage", "keys")
 
@@ -61,10 +61,11 @@ class TensorSpec:
 
 
 def aligned_zeros(shape, dtype=np.float32, align: int = 64) -> np.ndarray:
-    """A zeroed C-contiguous array whose data starts on an `align`-byte boundary."""
+    """A zeroed C-contiguous array whose data starts on an `align`-byte boundary, followed by at
+    least `align` spare bytes (the kernel may read, never use, up to 32 bytes past a row's end)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    raw = np.zeros(nbytes + align, np.uint8)
+    raw = np.zeros(nbytes + 2 * align, np.uint8)
     offset = -raw.ctypes.data % align
     return raw[offset : offset + nbytes].view(dtype).reshape(shape)
 
@@ -76,19 +77,29 @@ def _pad_cols(w: np.ndarray, cols: int) -> np.ndarray:
 
 
 def panels(w: np.ndarray, int8: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Input-major [rows, cols] -> ([cols/64][rows][64] panels, per-column scales) with cols padded to
-    a multiple of 64. int8: symmetric per output column, scale = max |w| / 127 (ones for fp32)."""
+    """Input-major [rows, cols] -> (panels, per-column scales), cols padded to a multiple of 64.
+
+    fp32: [cols/64][rows][64], scales all 1.
+    int8: symmetric per output column, scale = max |w| / 127; rows in pairs, the two rows of a
+    column side by side: [cols/64][rows/2][64][2] (the layout vpmaddwd multiplies; mann_step.c)."""
     rows, cols = w.shape
     padded = -(-cols // PANEL) * PANEL
     w = _pad_cols(w.astype(np.float32), padded)
     scale = np.ones(padded, np.float32)
-    if int8:
-        peak = np.abs(w).max(axis=0)
-        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-        w = np.clip(np.rint(w / scale), -127, 127)
-    dtype = np.int8 if int8 else np.float32
-    out = aligned_zeros((padded // PANEL, rows, PANEL), dtype)
-    out[...] = w.reshape(rows, padded // PANEL, PANEL).transpose(1, 0, 2)
+    if not int8:
+        out = aligned_zeros((padded // PANEL, rows, PANEL), np.float32)
+        out[...] = w.reshape(rows, padded // PANEL, PANEL).transpose(1, 0, 2)
+        return out, scale
+    if rows >= 1032:  # int32 sums of 14-bit activations times int8 weights stay exact below that
+        raise EdgemetaError(f"backend 'native' int8 handles up to 1031 inputs per product, this learner has {rows}: "
+                            "use precision='fp32'")
+    peak = np.abs(w).max(axis=0)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    pairs = -(-rows // 2)
+    q = np.concatenate([q, np.zeros((2 * pairs - rows, padded), np.int8)])
+    out = aligned_zeros((padded // PANEL, pairs, PANEL, 2), np.int8)
+    out[...] = q.reshape(pairs, 2, padded // PANEL, PANEL).transpose(2, 0, 3, 1)
     return out, scale
 
 
@@ -152,7 +163,9 @@ class NativeBackend:
         self._weights = self._prepare(contents.initializers)
         from edgemeta.runtime.native_build import load_library
 
-        self._lib, self._flags = load_library()
+        d = self.dims
+        defines = {f"MANN_{k}": d[k] for k in ("F", "C", "Hd", "N", "W", "H", "row", "Op")}
+        self._lib, self._flags = load_library(defines)
         if self._lib.mann_abi() != ABI or self._lib.mann_args_size() != ctypes.sizeof(MannArgs):
             raise EdgemetaError("backend 'native': the compiled library does not match this edgemeta; "
                                 "delete the edgemeta native cache and load again")
@@ -227,7 +240,7 @@ class NativeBackend:
         return "cpu"
 
     def describe(self) -> str:
-        weights = "int8 weights, float32 accumulation" if self.precision == "int8" else "float32"
+        weights = "int8 weights x 14-bit activations, exact int32 sums" if self.precision == "int8" else "float32"
         source = "" if self.weights_path == self.path else f", weights from {self.weights_path.name}"
         cpu = next((f for f in self._flags if "native" in f), "generic CPU")
         return f"native C step ({weights}{source}), 1 thread, {cpu}"

@@ -9,7 +9,8 @@ renamed into place, so two processes starting at once both end up with a whole l
 
 The compiler is $EDGEMETA_CC, else $CC, else the first of cc, gcc, clang on PATH. Flags are tried
 in order until one set compiles: -march=native (x86, most compilers), -mcpu=native (some ARM
-compilers reject -march=native), then neither.
+compilers reject -march=native), then neither. $EDGEMETA_NATIVE_CFLAGS adds flags (e.g. "-g" to
+profile the step with perf); they are part of the cache key.
 """
 from __future__ import annotations
 
@@ -80,14 +81,16 @@ def _key(compiler: list[str], flags: list[str], source: bytes) -> str:
     return h.hexdigest()[:20]
 
 
-def build(source: Path = SOURCE) -> tuple[Path, list[str]]:
-    """The compiled library for this machine (built now if not cached) and the flags it was built with."""
+def build(source: Path = SOURCE, defines: dict | None = None) -> tuple[Path, list[str]]:
+    """The compiled library for this machine (built now if not cached) and the flags it was built with.
+    defines: -D macros (the learner's dimensions), part of the cache key."""
     compiler = find_compiler()
+    macros = [f"-D{k}={int(v)}" for k, v in sorted((defines or {}).items())]
     text = source.read_bytes()
     out_dir = cache_dir()
     errors = []
     for cpu in CPU_FLAGS:
-        flags = [*BASE_FLAGS, *cpu]
+        flags = [*BASE_FLAGS, *cpu, *shlex.split(os.environ.get("EDGEMETA_NATIVE_CFLAGS", "")), *macros]
         lib = out_dir / f"mann_step-{_key(compiler, flags, text)}.so"
         if lib.is_file():
             return lib, flags
@@ -114,8 +117,8 @@ def build(source: Path = SOURCE) -> tuple[Path, list[str]]:
                         f"({errors[-1][:200]}); use backend='ort'")
 
 
-def load_library() -> tuple[ctypes.CDLL, list[str]]:
-    lib_path, flags = build()
+def load_library(defines: dict | None = None) -> tuple[ctypes.CDLL, list[str]]:
+    lib_path, flags = build(defines=defines)
     try:
         return ctypes.CDLL(str(lib_path)), flags
     except OSError as e:

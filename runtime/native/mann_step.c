@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MANN_ABI 1 /* bumped whenever struct mann_args changes; checked by the loader */
+#define MANN_ABI 2 /* bumped whenever struct mann_args changes; checked by the loader */
 #define PANEL 64
 #define EPS 1e-6f       /* edgemeta.models.mann.EPS */
 #define TIE_BREAK 1e-5f /* edgemeta.models.mann.TIE_BREAK */
@@ -42,6 +42,7 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef int8_t v8b __attribute__((vector_size(8)));
+typedef int16_t v8s __attribute__((vector_size(16)));
 
 struct mann_args {
     /* dims */
@@ -68,6 +69,15 @@ struct mann_args {
 
 int mann_abi(void) { return MANN_ABI; }
 int mann_args_size(void) { return (int)sizeof(struct mann_args); }
+
+/* Dimensions: compiled in when the loader passes -DMANN_F=... (it does: constant loop bounds let the
+ * compiler unroll the small loops over heads and row chunks and keep their sums in registers), read
+ * from the arguments otherwise. */
+#ifdef MANN_F
+#define DIM(x) MANN_##x
+#else
+#define DIM(x) (a->x)
+#endif
 
 /* ---- vector helpers ------------------------------------------------------------------------- */
 static inline v8f ld8(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
@@ -129,38 +139,48 @@ static void panels_f32(const float *w, int rows, int np, const int32_t *idx, con
     }
 }
 
-static void panels_i8(const int8_t *w, int rows, int np, const int32_t *idx, const float *val, int n, float *y) {
+/* The int8 product: activations quantized per step to 14-bit integers q (one scale for the whole
+ * input vector), weights int8, exact int32 sums: rows go in pairs, so one multiply-add instruction
+ * (vpmaddwd) does two rows for eight columns. Weights in panels [np][pairs][64][2] (two rows of a
+ * column side by side); val[t] packs the pair (q[2p] low 16 bits, q[2p+1] high). |sum| <= rows *
+ * 16383 * 127 < 2^31 for rows < 1032; the loader checks. */
+#define QMAX 16383.0f
+static void panels_q(const int8_t *w, int pairs, int np, const int32_t *idx, const int32_t *val, int n, int32_t *y) {
     for (int p = 0; p < np; p++) {
-        const int8_t *wp = w + (size_t)p * rows * PANEL;
-        v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        const int8_t *wp = w + (size_t)p * pairs * 2 * PANEL;
+#if defined(__AVX2__)
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+#define QSTEP(acc, off) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r + off))), x))
         for (int t = 0; t < n; t++) {
-            const int8_t *r = wp + (size_t)idx[t] * PANEL;
-            v8f x = splat(val[t]);
-            a0 += x * ldq8(r);      a1 += x * ldq8(r + 8);  a2 += x * ldq8(r + 16); a3 += x * ldq8(r + 24);
-            a4 += x * ldq8(r + 32); a5 += x * ldq8(r + 40); a6 += x * ldq8(r + 48); a7 += x * ldq8(r + 56);
+            const int8_t *r = wp + (size_t)idx[t] * 2 * PANEL;
+            __m256i x = _mm256_set1_epi32(val[t]);
+            QSTEP(a0, 0); QSTEP(a1, 16); QSTEP(a2, 32); QSTEP(a3, 48);
+            QSTEP(a4, 64); QSTEP(a5, 80); QSTEP(a6, 96); QSTEP(a7, 112);
         }
-        float *o = y + p * PANEL;
-        st8(o, a0); st8(o + 8, a1); st8(o + 16, a2); st8(o + 24, a3);
-        st8(o + 32, a4); st8(o + 40, a5); st8(o + 48, a6); st8(o + 56, a7);
+#undef QSTEP
+        __m256i *o = (__m256i *)(y + p * PANEL);
+        _mm256_storeu_si256(o, a0); _mm256_storeu_si256(o + 1, a1); _mm256_storeu_si256(o + 2, a2);
+        _mm256_storeu_si256(o + 3, a3); _mm256_storeu_si256(o + 4, a4); _mm256_storeu_si256(o + 5, a5);
+        _mm256_storeu_si256(o + 6, a6); _mm256_storeu_si256(o + 7, a7);
+#else
+        int32_t acc[PANEL] = {0};
+        for (int t = 0; t < n; t++) {
+            const int8_t *r = wp + (size_t)idx[t] * 2 * PANEL;
+            int32_t lo = (int16_t)(val[t] & 0xFFFF), hi = (int16_t)((uint32_t)val[t] >> 16);
+            for (int j = 0; j < PANEL; j++) acc[j] += r[2 * j] * lo + r[2 * j + 1] * hi;
+        }
+        memcpy(y + p * PANEL, acc, sizeof acc);
+#endif
     }
 }
 
-/* y = b + (x @ w) [* s], x given as its nonzero entries. */
-static void affine(const struct mann_args *a, const void *w, const float *s, const float *b, int rows, int cols,
-                   const int32_t *idx, const float *val, int n, float *y) {
-    int np = cols / PANEL;
-    if (a->int8) {
-        panels_i8((const int8_t *)w, rows, np, idx, val, n, y);
-        for (int j = 0; j < cols; j += 8) st8(y + j, ld8(b + j) + ld8(s + j) * ld8(y + j));
-    } else {
-        panels_f32((const float *)w, rows, np, idx, val, n, y);
-        for (int j = 0; j < cols; j += 8) st8(y + j, ld8(b + j) + ld8(y + j));
-    }
-}
-
+/* Append the nonzero entries of x to (idx, val) from position t; branch-free (pixels are
+ * unpredictable). idx and val have room for one entry past the last nonzero. */
 static inline int gather(const float *x, int n, int offset, int32_t *idx, float *val, int t) {
     for (int k = 0; k < n; k++) {
-        if (x[k] != 0.0f) { idx[t] = offset + k; val[t] = x[k]; t++; }
+        idx[t] = offset + k;
+        val[t] = x[k];
+        t += x[k] != 0.0f;
     }
     return t;
 }
@@ -171,19 +191,23 @@ static inline size_t up8(size_t n) { return (n + 7) & ~(size_t)7; }
  * Memory is worked on in a copy whose rows are padded to rowp = up8(row) columns of zeros. */
 struct scratch {
     int32_t *idx; float *val;      /* [K] nonzero inputs of a product */
+    float *x; int32_t *qval, *yi;  /* the product's input [K + 1]; packed int pairs; int32 sums [max(Gp, Pp)] */
+    int16_t *q16;                  /* the input quantized [K + 1] */
     float *gates, *p;              /* [Gp], [Pp] */
     float *lu, *ww, *rw, *ut;      /* [H][N] least-used, write weights, read weights; [N] usage + tie-break */
     float *m2, *content, *keys;    /* [N], [H][rowp], [H][Wp] */
     float *mem, *read;             /* [N][rowp], [H][rowp] */
     float *wmask;                  /* [Wp]: 1 for the key columns, 0 beyond */
+    float *rmask;                  /* [rowp]: all bits set for the row's columns, 0 beyond */
     float *out;                    /* [Op] */
 };
 
 static size_t layout(const struct mann_args *a, struct scratch *s, char *base) {
-    size_t k = up8(a->K), hn = up8((size_t)a->H * a->N), n = up8(a->N), rowp = up8(a->row), wp = up8(a->W);
-    size_t sizes[] = {k, k, a->Gp, a->Pp, hn, hn, hn, n, n, a->H * rowp, a->H * wp, a->N * rowp, a->H * rowp, wp, a->Op};
-    float **slots[] = {(float **)&s->idx, &s->val, &s->gates, &s->p, &s->lu, &s->ww, &s->rw, &s->ut, &s->m2,
-                       &s->content, &s->keys, &s->mem, &s->read, &s->wmask, &s->out};
+    size_t k = up8((a->K > a->Hd + a->F ? a->K : a->Hd + a->F) + 2), hn = up8((size_t)a->H * a->N), n = up8(a->N), rowp = up8(a->row), wp = up8(a->W);
+    size_t gp = a->Gp > a->Pp ? a->Gp : a->Pp;
+    size_t sizes[] = {k, k, k, k, gp, k, a->Gp, a->Pp, hn, hn, hn, n, n, a->H * rowp, a->H * wp, a->N * rowp, a->H * rowp, wp, rowp, a->Op};
+    float **slots[] = {(float **)&s->idx, &s->val, &s->x, (float **)&s->qval, (float **)&s->yi, (float **)&s->q16, &s->gates, &s->p, &s->lu, &s->ww, &s->rw, &s->ut, &s->m2,
+                       &s->content, &s->keys, &s->mem, &s->read, &s->wmask, &s->rmask, &s->out};
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         if (base) *slots[i] = (float *)(base + off);
@@ -193,6 +217,55 @@ static size_t layout(const struct mann_args *a, struct scratch *s, char *base) {
 }
 
 long mann_scratch_bytes(const struct mann_args *a) { struct scratch s; return (long)layout(a, &s, NULL); }
+
+/* y = b + x @ w for x = s->x[0:rows] (zero from rows up to the next multiple of 8 past it).
+ * int8: y = b + (scale_w * scale_x) * (q(x) @ w_int8), see panels_q; fp32: the float product. */
+static void affine(const struct mann_args *a, const struct scratch *s, const void *w, const float *sc, const float *b,
+                   int rows, int cols, float *y) {
+    const float *x = s->x;
+    const int np = cols / PANEL;
+    if (!a->int8) {
+        int n = gather(x, rows, 0, s->idx, s->val, 0);
+        panels_f32((const float *)w, rows, np, s->idx, s->val, n, y);
+        for (int j = 0; j < cols; j += 8) st8(y + j, ld8(b + j) + ld8(y + j));
+        return;
+    }
+    v8f peak = {0};
+    for (int k = 0; k < rows; k += 8) {
+        v8f v = ld8(x + k);
+        peak = vmax(peak, vmax(v, -v));
+    }
+    float pk = 0.0f;
+    for (int q = 0; q < 8; q++) pk = peak[q] > pk ? peak[q] : pk;
+    if (pk == 0.0f) {
+        memcpy(y, b, sizeof(float) * cols);
+        return;
+    }
+    const float inv = QMAX / pk, xs = pk / QMAX;
+    const int pairs = (rows + 1) / 2;
+    /* x -> int16 (rounded to nearest), then read back as int32 pairs: little-endian puts x[2p] in
+     * the low half, as vpmaddwd wants */
+    for (int k = 0; k < rows; k += 8) {
+        v8f t = ld8(x + k) * splat(inv);
+        t += vsel(t < splat(0.0f), splat(-0.5f), splat(0.5f));
+        v8s q = __builtin_convertvector(__builtin_convertvector(t, v8i), v8s);
+        memcpy(s->q16 + k, &q, sizeof q);
+    }
+    int n = 0;
+    for (int p = 0; p < pairs; p++) {
+        int32_t v;
+        memcpy(&v, s->q16 + 2 * p, sizeof v);
+        s->idx[n] = p;
+        s->qval[n] = v;
+        n += v != 0;
+    }
+    panels_q((const int8_t *)w, pairs, np, s->idx, s->qval, n, s->yi);
+    for (int j = 0; j < cols; j += 8) {
+        v8i yi;
+        memcpy(&yi, s->yi + j, sizeof yi);
+        st8(y + j, ld8(b + j) + ld8(sc + j) * splat(xs) * __builtin_convertvector(yi, v8f));
+    }
+}
 
 static inline float hsum(v8f v) {
     float s = 0.0f;
@@ -212,7 +285,7 @@ static inline void hsum4(v8f a, v8f b, v8f c, v8f d, float *out) {
 
 /* ---- one step for one stream ---------------------------------------------------------------- */
 static void step_row(const struct mann_args *a, const struct scratch *s, int b) {
-    const int F = a->F, C = a->C, Hd = a->Hd, N = a->N, W = a->W, H = a->H, row = a->row, R = H * row;
+    const int F = DIM(F), C = DIM(C), Hd = DIM(Hd), N = DIM(N), W = DIM(W), H = DIM(H), row = DIM(row), R = H * row;
     const int rowp = (int)up8(row), Wp = (int)up8(W);
     const float *image = a->image + (size_t)b * F, *prev = a->prev_label + (size_t)b * C;
     const float *h = a->h + (size_t)b * Hd, *c = a->c + (size_t)b * Hd;
@@ -223,12 +296,13 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
     float *rw_out = a->read_weights_out + (size_t)b * H * N, *usage_out = a->usage_out + (size_t)b * N;
 
     /* controller: gates = [image, prev_label, h, read] @ w_lstm + b_lstm, columns (i, f, o | g) */
-    int n = gather(image, F, 0, s->idx, s->val, 0);
-    n = gather(prev, C, F, s->idx, s->val, n);
-    n = gather(h, Hd, F + C, s->idx, s->val, n);
-    n = gather(read, R, F + C + Hd, s->idx, s->val, n);
-    float *g = s->gates;
-    affine(a, a->w_lstm, a->s_lstm, a->b_lstm, a->K, a->Gp, s->idx, s->val, n, g);
+    float *x = s->x, *g = s->gates;
+    memcpy(x, image, sizeof(float) * F);
+    memcpy(x + F, prev, sizeof(float) * C);
+    memcpy(x + F + C, h, sizeof(float) * Hd);
+    memcpy(x + F + C + Hd, read, sizeof(float) * R);
+    for (int k = F + C + Hd + R; k < (int)up8(F + C + Hd + R + 1); k++) x[k] = 0.0f;
+    affine(a, s, a->w_lstm, a->s_lstm, a->b_lstm, F + C + Hd + R, a->Gp, g);
     VMAP(vsigmoid, g, 3 * Hd); /* Hd is a multiple of 8 (checked) */
     for (int j = 0; j < Hd; j += 8) {
         v8f cn = ld8(g + Hd + j) * ld8(c + j) + ld8(g + j) * vtanh(ld8(g + 3 * Hd + j));
@@ -237,9 +311,10 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
     }
 
     /* heads: p = [h', image] @ w_heads + b_heads; per head (key W, write gate, read sharpness) */
-    n = gather(h_out, Hd, 0, s->idx, s->val, 0);
-    n = gather(image, F, Hd, s->idx, s->val, n);
-    affine(a, a->w_heads, a->s_heads, a->b_heads, Hd + F, a->Pp, s->idx, s->val, n, s->p);
+    memcpy(x, h_out, sizeof(float) * Hd);
+    memcpy(x + Hd, image, sizeof(float) * F);
+    for (int k = Hd + F; k < (int)up8(Hd + F + 1); k++) x[k] = 0.0f;
+    affine(a, s, a->w_heads, a->s_heads, a->b_heads, Hd + F, a->Pp, s->p);
 
     /* ---- memory: edgemeta.models.mann.lrua_access ---- */
     float gate[64], beta[64], smallest[64];
@@ -289,11 +364,12 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
     for (int i = 0; i < N; i++) {
         const float *mi = mem + (size_t)i * row;
         float *mo = mp + (size_t)i * rowp;
-        float keep = 1.0f - lu[i];
-        for (int j = 0; j < row; j++) mo[j] = mi[j] * keep;
-        for (int j = row; j < rowp; j++) mo[j] = 0.0f;
+        v8f keep = splat(1.0f - lu[i]);
         for (int j = 0; j < rowp; j += 8) {
-            v8f v = ld8(mo + j);
+            /* whole-vector loads (a row's last chunk reads into the next row, or into the slack
+             * after the buffer: native_backend.py allocates state with 64 spare bytes); the
+             * lanes past the row are masked to zero bitwise, so whatever was there drops out */
+            v8f v = (v8f)((v8i)ld8(mi + j) & *(const v8i *)(s->rmask + j)) * keep;
             for (int k = 0; k < H; k++) v += splat(ww[k * N + i]) * ld8(content + k * rowp + j);
             st8(mo + j, v);
         }
@@ -370,7 +446,7 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
     }
 
     /* out = [h', read'] @ w_out + b_out, w_out [Hd + R][Op], Op a multiple of 8 */
-    const int Op = a->Op;
+    const int Op = DIM(Op);
     float *out = s->out;
     for (int j0 = 0; j0 < Op; j0 += 8) {
         v8f a0 = ld8(a->b_out + j0), a1 = {0}, a2 = {0}, a3 = {0};
@@ -400,9 +476,15 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
 /* One step for every stream. Returns 0, or -1 for dims this kernel does not handle. */
 int mann_step(const struct mann_args *a) {
     if (a->Gp % PANEL || a->Pp % PANEL || a->Op % 8 || a->Hd % 8 || a->H < 1 || a->H > 64) return -1;
+#ifdef MANN_F
+    if (a->F != MANN_F || a->C != MANN_C || a->Hd != MANN_Hd || a->N != MANN_N || a->W != MANN_W || a->H != MANN_H ||
+        a->row != MANN_row || a->Op != MANN_Op)
+        return -2; /* built for other dimensions */
+#endif
     struct scratch s;
     layout(a, &s, (char *)a->scratch);
     for (int j = 0; j < (int)up8(a->W); j++) s.wmask[j] = j < a->W ? 1.0f : 0.0f;
+    for (int j = 0; j < (int)up8(a->row); j++) ((int32_t *)s.rmask)[j] = j < a->row ? -1 : 0;
     for (int b = 0; b < a->batch; b++) step_row(a, &s, b);
     return 0;
 }

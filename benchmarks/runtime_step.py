@@ -1,6 +1,6 @@
 """Runtime step latency, from a naive export to what edgemeta ships, in one interleaved run.
 
-    python benchmarks/runtime_step.py [--checkpoint edgemeta/learners/mann.pt] [--threads 1] [--runs 7] [--steps 2000]
+    python benchmarks/runtime_step.py [--checkpoint edgemeta/learners/mann.pt] [--threads 1] [--runs 7] [--steps 2000] [--no-native]
 
 Exports the checkpoint three ways into a temporary directory:
   traced  `learner.step` traced as training runs it (export_step(lean=False)): the naive export
@@ -8,7 +8,9 @@ Exports the checkpoint three ways into a temporary directory:
   int8    lean with int8 weights (export/int8.py): learner.int8.onnx, `edgemeta export --int8`
 and times, with the loops taking turns every 100 steps so a busy machine slows them alike:
   naive session.run on traced (the baseline: plain dict feeds, outputs fed back as state),
-  the runtime's path (IOBinding, double-buffered state; runtime/ort_backend.py) on each export.
+  the runtime's path (IOBinding, double-buffered state; runtime/ort_backend.py) on each export,
+  the native backend (the whole step as one C function; runtime/native_backend.py) on lean, with
+  int8 and with float32 weights (--no-native leaves it out, e.g. where there is no C compiler).
 It also prints each graph's node count after ONNX Runtime's own optimisations and the cost of one
 trivial node on this machine, which together explain where a step's time goes.
 Needs torch (to export); the runtime itself does not.
@@ -88,6 +90,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--no-native", action="store_true", help="leave out the native backend")
     args = ap.parse_args()
 
     from edgemeta.runtime.bench import inputs_for, naive_ort_loop, runtime_step_loop, time_steps
@@ -99,10 +102,13 @@ def main() -> None:
         images, _, onehots = inputs_for(learners["lean"])
         loops = {"naive session.run (traced)": naive_ort_loop(paths["traced"], args.threads, images, onehots)}
         loops.update({f"runtime step ({name})": runtime_step_loop(lrn, images, onehots) for name, lrn in learners.items()})
+        natives = {} if args.no_native else {
+            f"native {p} (lean)": Learner.load(paths["lean"], backend="native", precision=p) for p in ("int8", "fp32")}
+        loops.update({name: runtime_step_loop(lrn, images, onehots) for name, lrn in natives.items()})
         timings = time_steps(loops, args.steps, args.runs)
         nodes = {name: optimized_nodes(p, args.threads) for name, p in paths.items()}
         sizes = {name: p.stat().st_size for name, p in paths.items()}
-        for lrn in learners.values():
+        for lrn in [*learners.values(), *natives.values()]:
             lrn.close()
     base = timings["naive session.run (traced)"].median
     print(f"{args.checkpoint.name}: batch 1, {args.threads} thread(s), {args.runs} runs x {args.steps} steps, interleaved")

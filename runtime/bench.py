@@ -2,7 +2,7 @@
 
 What is timed, per step (one image for each of B streams, state carried to the next step):
 - "runtime step": what Learner.teach runs underneath: fill the bound image and label buffers,
-  run the IOBinding step, commit (swap the state buffers);
+  run the step (an IOBinding run, or the native backend's one C call), commit (swap the state buffers);
 - "Learner.teach": the whole public call (input checks, softmax, counts) on top of that;
 - "naive session.run": `session.run(None, {...})` with fresh dict feeds and the outputs carried
   back in as the next state, on a session with default options but the same thread count: how
@@ -162,7 +162,7 @@ def bench_learner(learner, steps: int = 2000, runs: int = 5, naive: bool = True,
     (another export of the same learner, e.g. the float32 file next to an int8 one). Returns a report dict."""
     images, labels, onehots = inputs_for(learner)
     loops = {"runtime step": runtime_step_loop(learner, images, onehots), "Learner.teach": teach_loop(learner, images, labels)}
-    naive = naive and learner._backend.kind == "ort"
+    naive = naive and learner._backend.kind in ("ort", "native")  # both read learner.onnx
     baseline = Path(baseline) if baseline else Path(learner.path)
     if naive:
         loops["naive session.run"] = naive_ort_loop(baseline, threads, images, onehots, providers)

@@ -59,8 +59,11 @@ def bench_torch(model: str, batch: int, steps: int, runs: int, threads: int | No
 
 @click.command()
 @click.argument("model")
-@click.option("--backend", type=click.Choice(["ort", "trt", "torch"]), default="ort", show_default=True,
-              help="ort: ONNX Runtime on learner.onnx; trt: a TensorRT engine; torch: the PyTorch step of a checkpoint.")
+@click.option("--backend", type=click.Choice(["ort", "trt", "native", "torch"]), default="ort", show_default=True,
+              help="ort: ONNX Runtime on learner.onnx; trt: a TensorRT engine; native: the MANN step as one compiled C "
+                   "function (mann); torch: the PyTorch step of a checkpoint.")
+@click.option("--precision", type=click.Choice(["int8", "fp32"]), default=None,
+              help="--backend native only: int8 weights (the default) or float32.")
 @click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True, help="Independent streams per step.")
 @click.option("--steps", type=click.IntRange(10), default=2000, show_default=True, help="Steps per timed run.")
 @click.option("--runs", type=click.IntRange(1, 100), default=5, show_default=True, help="Timed runs; the median of their medians is reported.")
@@ -70,19 +73,21 @@ def bench_torch(model: str, batch: int, steps: int, runs: int, threads: int | No
 @click.option("--baseline", default=None,
               help="Learner the naive session.run loop runs (e.g. mann, to time mann-int8 against the float32 file). [MODEL]")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON here.")
-def command(model, backend, batch, steps, runs, threads, providers, baseline, json_out):
+def command(model, backend, precision, batch, steps, runs, threads, providers, baseline, json_out):
     """Time one learner step: median/p90/p99 latency, steps/s, state size and peak memory.
 
     MODEL is an exported learner.onnx (or .engine), an export directory, a shipped learner name
     (mann, default), or for --backend torch a checkpoint, run directory or preset name.
-    For ONNX Runtime the naive loop (plain session.run with dict feeds) is timed in the same run,
-    on MODEL or on --baseline.
+    For ONNX Runtime and native the naive loop (plain session.run with dict feeds) is timed in the same
+    run, on MODEL or on --baseline.
     """
     from tqdm import tqdm
 
     from edgemeta.runtime.atomic import atomic_write_text
     from edgemeta.runtime.bench import bench_learner, format_report
 
+    if precision and backend != "native":
+        raise click.UsageError("--precision applies to --backend native (ONNX Runtime runs the file's own precision)")
     if backend == "torch":
         if baseline:
             raise click.UsageError("--baseline times a naive ONNX Runtime loop; it does not apply to --backend torch")
@@ -91,7 +96,8 @@ def command(model, backend, batch, steps, runs, threads, providers, baseline, js
         from edgemeta.runtime.learner import Learner, resolve_learner
 
         baseline_path = resolve_learner(baseline) if baseline else None
-        with Learner.load(model, backend=backend, providers=list(providers) or None, threads=threads, batch=batch) as learner:
+        with Learner.load(model, backend=backend, providers=list(providers) or None, threads=threads, batch=batch,
+                          precision=precision) as learner:
             with tqdm(total=runs, desc="bench", unit="run", leave=False) as bar:
                 report = bench_learner(learner, steps=steps, runs=runs, threads=threads,
                                        providers=list(providers) or None, progress=bar.update, baseline=baseline_path)

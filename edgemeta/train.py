@@ -51,6 +51,8 @@ class TrainConfig:
     sampler: str = "auto"  # host (numpy + OpenCV) | device (torch ops on the device) | auto (device on CUDA)
     compile: bool = False  # torch.compile the learner's step for training (same numbers, faster; compiles first)
     compile_mode: str = "auto"  # torch.compile mode; auto: CUDA graphs on CUDA, inductor's default on CPU
+    pretrain_epochs: int = 0  # conv encoder: epochs as a character classifier before meta-training (edgemeta/pretrain.py)
+    encoder_lr_scale: float = 1.0  # the encoder's learning rate as a fraction of lr (below 1: keep pretrained features)
 
     def __post_init__(self) -> None:
         if isinstance(self.ways, int):
@@ -60,6 +62,10 @@ class TrainConfig:
             raise EdgemetaError("episodes and batch_size must be >= 1")
         if not self.lr > 0:
             raise EdgemetaError(f"learning rate must be > 0, got {self.lr}")
+        if self.pretrain_epochs < 0:
+            raise EdgemetaError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        if not self.encoder_lr_scale >= 0:
+            raise EdgemetaError(f"encoder_lr_scale must be >= 0, got {self.encoder_lr_scale}")
         if self.workers < 0:
             raise EdgemetaError(f"workers must be >= 0, got {self.workers}")
         if self.sampler not in SAMPLERS:
@@ -121,6 +127,16 @@ class OmniglotTask:
                                     instances=cfg.instances, steps=cfg.steps, augment=cfg.augment)
 
 
+def param_groups(learner, cfg: TrainConfig) -> list[dict]:
+    """One Adam group, or two where the encoder learns at its own rate (--encoder-lr-scale)."""
+    if cfg.encoder_lr_scale == 1.0:
+        return [{"params": list(learner.parameters())}]
+    encoder = list(learner.encoder.parameters())
+    ids = {id(p) for p in encoder}
+    return [{"params": [p for p in learner.parameters() if id(p) not in ids]},
+            {"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale}]
+
+
 def uses_device_sampler(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.sampler == "device" or (cfg.sampler == "auto" and device.type == "cuda" and not cfg.workers)
 
@@ -177,9 +193,12 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
 
     if not ctx.is_main:
         log = _silent
+    if cfg.pretrain_epochs and model_cfg.encoder != "conv":
+        raise EdgemetaError(f"--pretrain-epochs trains a conv encoder; the {cfg.model} learner reads raw pixels "
+                            "(use --model default, or drop the option)")
     torch.manual_seed(cfg.seed)
     learner = build_learner(model_cfg).to(device)
-    opt = torch.optim.Adam(learner.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(param_groups(learner, cfg), lr=cfg.lr)
     total = cfg.total_steps
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
@@ -196,17 +215,23 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         log(message)
     if ckpt is not None:
         learner.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+        except ValueError as e:  # e.g. another --encoder-lr-scale: one parameter group instead of two
+            raise EdgemetaError(f"{out / LAST}: its optimizer does not fit these options ({e}); resume with the "
+                                "options it was trained with, or use a new --out") from None
         sched.load_state_dict(ckpt["scheduler"])
         step, best = ckpt["step"], ckpt["metrics"].get("best_val", -1.0)
         log(f"resumed {out / LAST} at step {step}/{total}")
         old_lr = sched.base_lrs[0]
         if not math.isclose(old_lr, cfg.lr):
-            # The scheduler's state carries the base rate it was made with; --lr given now wins.
-            sched.base_lrs = [cfg.lr] * len(sched.base_lrs)
-            for group, factor in zip(opt.param_groups, sched.get_last_lr()):
-                group["lr"] = cfg.lr * factor / old_lr
+            # The scheduler's state carries the base rates it was made with; --lr given now wins.
+            ratio = cfg.lr / old_lr
+            sched.base_lrs = [base * ratio for base in sched.base_lrs]
+            for group in opt.param_groups:
+                group["lr"] *= ratio
             log(f"learning rate: base {cfg.lr:g} from --lr (the checkpoint's run used {old_lr:g})")
+    fresh = ckpt is None
     del ckpt
 
     core = compile_core(learner, device, cfg.compile_mode) if cfg.compile else None
@@ -227,6 +252,15 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     def save(name: str, metrics: dict) -> None:
         if ctx.is_main:
             save_checkpoint(out / name, payload(metrics))
+
+    if fresh and cfg.pretrain_epochs and ctx.is_main:
+        # Rank 0 alone: DistributedDataParallel hands its weights to the other ranks when it wraps them.
+        from edgemeta.pretrain import pretrain_encoder
+
+        pretrained = pretrain_encoder(learner.encoder, task.train_images, task.validation_images, cfg.pretrain_epochs,
+                                      cfg.seed, device, progress=progress, log=log)
+        # A checkpoint at step 0, so that --resume after an interruption does not pretrain again.
+        save(LAST, {"step": 0, "best_val": best, "pretrain": pretrained})
 
     interrupted = False
 

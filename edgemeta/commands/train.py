@@ -8,9 +8,10 @@ from edgemeta.commands.options import WaysRange, data_option
 TASKS = ("omniglot", "quadratic")
 # Per-model training defaults; any option given on the command line wins.
 MODEL_DEFAULTS = {
-    "mann": dict(ways=(5, 5), instances=10, steps=None),
-    "lstm": dict(ways=(5, 5), instances=10, steps=None),
-    "default": dict(ways=(2, 10), instances=None, steps=100),
+    "mann": dict(ways=(5, 5), instances=10, steps=None, pretrain_epochs=0, encoder_lr_scale=1.0),
+    "lstm": dict(ways=(5, 5), instances=10, steps=None, pretrain_epochs=0, encoder_lr_scale=1.0),
+    # the product learner's CNN is pretrained as a character classifier, then fine-tuned gently
+    "default": dict(ways=(2, 10), instances=None, steps=100, pretrain_epochs=4, encoder_lr_scale=0.1),
 }
 
 
@@ -34,6 +35,10 @@ MODEL_DEFAULTS = {
 @click.option("--ckpt-every", type=click.IntRange(1), default=100, show_default=True, help="Steps between checkpoints.")
 @click.option("--eval-episodes", type=click.IntRange(0), default=0, show_default=True,
               help="After training, evaluate best.pt on this many meta-test episodes and print the paper's table.")
+@click.option("--pretrain-epochs", type=click.IntRange(0, 1000), default=None,
+              help="Conv encoder: epochs of training as a character classifier before meta-training. [model's default]")
+@click.option("--encoder-lr-scale", type=click.FloatRange(0, 1), default=None,
+              help="The encoder's learning rate as a fraction of --lr. [model's default]")
 @click.option("--no-augment", is_flag=True, help="Turn off the paper's rotation/jitter augmentation.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
@@ -47,7 +52,7 @@ MODEL_DEFAULTS = {
                                                    "max-autotune-no-cudagraphs"]),
               default="auto", show_default=True, help="torch.compile mode for --compile (auto: CUDA graphs on CUDA).")
 def command(task, data, model_name, out, ways, instances, steps, episodes, batch_size, lr, seed, device, threads,
-            val_every, val_episodes, ckpt_every, eval_episodes, no_augment, resume, workers, sampler, compile_, compile_mode):
+            val_every, val_episodes, ckpt_every, eval_episodes, pretrain_epochs, encoder_lr_scale, no_augment, resume, workers, sampler, compile_, compile_mode):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels."""
     from edgemeta import EdgemetaError
 
@@ -78,6 +83,8 @@ def command(task, data, model_name, out, ways, instances, steps, episodes, batch
         episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every, val_episodes=val_episodes,
         ckpt_every=ckpt_every, device=device, threads=threads, data=data, augment=not no_augment,
         workers=workers, sampler=sampler, compile=compile_, compile_mode=compile_mode,
+        pretrain_epochs=defaults["pretrain_epochs"] if pretrain_epochs is None else pretrain_epochs,
+        encoder_lr_scale=defaults["encoder_lr_scale"] if encoder_lr_scale is None else encoder_lr_scale,
     )
     try:
         train(model_cfg, cfg, out, resume=resume)

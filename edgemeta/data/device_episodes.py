@@ -69,7 +69,7 @@ class DeviceEpisodeSampler(EpisodeSampler):
         imgs = self.images[class_id, drawing]  # [B, T, S, S]
         if self.augment:
             quarter = torch.randint(0, 4, (batch, ways), generator=gen, device=dev)
-            imgs = _rotate_and_shift(imgs, torch.gather(quarter, 1, cls_seq), gen)
+            imgs = rotate_and_shift(imgs, torch.gather(quarter, 1, cls_seq), gen)
         labels = torch.gather(label_of, 1, cls_seq)
         prev = torch.zeros(batch, steps, self.num_classes, device=dev)
         prev[:, 1:] = F.one_hot(labels[:, :-1], self.num_classes).float()
@@ -81,7 +81,7 @@ def _permutations(rows: int, n: int, gen: torch.Generator, dev) -> torch.Tensor:
     return torch.rand(rows, n, generator=gen, device=dev).argsort(dim=1)
 
 
-def _rotate_and_shift(imgs: torch.Tensor, quarter: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def rotate_and_shift(imgs: torch.Tensor, quarter: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Rotate each [S, S] image by quarter*90 degrees plus a small random angle about its centre, then
     shift it by a small random offset; bilinear, zeros outside (as cv2.warpAffine in `jitter`)."""
     b, t, s, _ = imgs.shape

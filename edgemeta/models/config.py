@@ -21,6 +21,9 @@ class ModelConfig:
     # so memory lookups start blind; raw pixels give them a useful similarity from the first step while
     # the CNN learns better features.
     pixel_skip: bool = False
+    # conv encoder: scale the embedding to a fixed length (sqrt(embedding)): its direction, not its
+    # length, carries the class (what encoder pretraining trains for; see edgemeta/pretrain.py).
+    embedding_norm: bool = False
     controller: int = 200  # LSTM controller units (paper: 200)
     memory_slots: int = 128  # external memory rows (paper: 128)
     memory_width: int = 40  # external memory row width (paper: 40)
@@ -41,6 +44,8 @@ class ModelConfig:
         for name in ("image_size", "num_classes", "controller", "memory_slots", "memory_width", "read_heads"):
             if int(getattr(self, name)) < 1:
                 raise EdgemetaError(f"model option {name} must be >= 1, got {getattr(self, name)}")
+        if (self.pixel_skip or self.embedding_norm) and self.encoder != "conv":
+            raise EdgemetaError("pixel_skip and embedding_norm shape a conv encoder's output; set encoder='conv' or drop them")
         if self.read_heads > self.memory_slots:
             raise EdgemetaError("read_heads must not exceed memory_slots")
         if not 0.0 < self.gamma <= 1.0:
@@ -66,8 +71,9 @@ PRESETS: dict[str, dict] = {
     "mann": dict(arch="mann", image_size=20, num_classes=5, encoder="flat"),
     # The paper's LSTM baseline: same input protocol, no external memory.
     "lstm": dict(arch="lstm", image_size=20, num_classes=5, encoder="flat"),
-    # The product learner for the live demo: CNN encoder, up to 10 classes, novelty head.
-    "default": dict(arch="mann", image_size=28, num_classes=10, encoder="conv", pixel_skip=True, novelty=True),
+    # The product learner for the live demo: CNN encoder (pretrained as a classifier, then meta-trained
+    # with the rest), up to 10 classes, novelty head.
+    "default": dict(arch="mann", image_size=28, num_classes=10, encoder="conv", embedding_norm=True, novelty=True),
 }
 
 

@@ -40,16 +40,34 @@ class ConvEncoder(nn.Module):
             # features would otherwise add a large common component that hides the pixel similarity.
             nn.init.zeros_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
+        if cfg.embedding_norm:
+            self.norm = FixedLength(cfg.embedding)
+        elif cfg.pixel_skip:
             self.norm = nn.Identity()
         else:
             self.norm = nn.LayerNorm(cfg.embedding)
         self.out_features = cfg.embedding + (cfg.image_size * cfg.image_size if cfg.pixel_skip else 0)
 
+    def embed(self, image: torch.Tensor) -> torch.Tensor:
+        """The CNN's embedding alone (what encoder pretraining trains)."""
+        return self.norm(self.proj(self.body(image).flatten(1)))
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        features = self.norm(self.proj(self.body(image).flatten(1)))
+        features = self.embed(image)
         if self.pixel_skip:
             features = torch.cat([features, image.flatten(1)], dim=1)
         return features
+
+
+class FixedLength(nn.Module):
+    """x scaled to length sqrt(dim): unit-sized entries on average, as the controller's other inputs."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.scale = float(dim) ** 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.scale / torch.sqrt((x * x).sum(dim=1, keepdim=True) + 1e-12))
 
 
 def build_encoder(cfg: ModelConfig) -> nn.Module:

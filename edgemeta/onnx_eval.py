@@ -1,6 +1,6 @@
 """Evaluate an exported learner (learner.onnx, an int8 or fp16 variant, a shipped name) on episodes:
-the accuracy of what a device actually runs, through ONNX Runtime, with the same episodes and the
-same accuracy-by-instance code as a PyTorch checkpoint."""
+the accuracy of what a device actually runs, through ONNX Runtime or the runtime's native C step,
+with the same episodes and the same accuracy-by-instance code as a PyTorch checkpoint."""
 from __future__ import annotations
 
 import json
@@ -41,3 +41,37 @@ class OnnxUnroller:
         # accuracy_by_instance applies a sigmoid to novelty logits; the graph outputs probabilities
         nov = torch.logit(torch.from_numpy(trace.novelty[..., 0]), eps=1e-7) if trace.novelty is not None else None
         return torch.from_numpy(trace.logits), nov, trace.state
+
+
+class NativeUnroller(OnnxUnroller):
+    """The same for the runtime's native backend (one fused C step; runtime/native_backend.py): all
+    episodes of a batch as that many independent streams, each step committed."""
+
+    def __init__(self, path, precision: str = "int8"):
+        super().__init__(path, threads=1)  # the session only supplies metadata and state shapes
+        self.precision = precision
+
+    def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor):
+        import numpy as np
+
+        from edgemeta.runtime.native_backend import NativeBackend
+
+        batch, steps = prev_labels.shape[:2]
+        backend = NativeBackend(self.path, batch=batch, precision=self.precision)
+        has_novelty = contract.NOVELTY in self.outputs
+        backend.bind(self.state_shapes, self.cfg.num_classes, self.cfg.image_size, has_novelty)
+        x, prev = images.cpu().numpy(), prev_labels.cpu().numpy()
+        logits, novelty = [], []
+        for t in range(steps):
+            backend.image[...] = x[:, t]
+            backend.prev_label[...] = prev[:, t]
+            backend.run()
+            backend.commit()
+            logits.append(backend.logits.copy())
+            if has_novelty:
+                novelty.append(backend.novelty[:, 0].copy())
+        state = backend.read_state()
+        backend.close()
+        # the kernel writes novelty as a probability, as the graph does
+        nov = torch.logit(torch.from_numpy(np.stack(novelty, 1)), eps=1e-7) if has_novelty else None
+        return torch.from_numpy(np.stack(logits, 1)), nov, state

@@ -8,7 +8,8 @@ function (export/lean_step.py + edgemeta.models.mann.lrua_access) in one hand-wr
   runtime/onnx_initializers.py (no `onnx` package), and are rearranged once at load: the two large
   matrices into panels of 64 output columns, input-major ([panel][row][64]);
 - precision "int8" (the default) stores those two matrices as int8 with one float scale per output
-  column (symmetric, quantized here at load) and accumulates in float32; "fp32" keeps them float32
+  column (symmetric, quantized here at load), multiplied by activations quantized per step to 14-bit
+  integers with exact int32 sums; "fp32" keeps them float32
   and computes what ONNX Runtime computes on learner.onnx within float rounding;
 - rows of the weights whose input is exactly zero are skipped: most pixels of a drawing are paper
   and the previous label is one-hot;

@@ -248,3 +248,24 @@ def test_bench_command_runs_native(tmp_path):
     assert "native C step" in result.output and "naive session.run" in result.output
     result = CliRunner().invoke(cli, ["bench", "mann", "--precision", "fp32"])
     assert result.exit_code != 0 and "--precision applies to --backend native" in result.output
+
+
+def test_eval_runs_the_native_step(tmp_path, data_dir, capsys):
+    import json
+
+    from edgemeta.cli import main
+
+    args = ["--data", str(data_dir), "--episodes", "40", "--no-plot"]
+    tables = {}
+    for name, extra in (("ort", []), ("fp32", ["--backend", "native", "--precision", "fp32"]),
+                        ("int8", ["--backend", "native"])):
+        assert main(["eval", "mann", "--out", str(tmp_path / name), *args, *extra]) == 0
+        tables[name] = json.loads((tmp_path / name / "eval.json").read_text())
+    # 40 episodes, 200 predictions per instance: float rounding may flip at most one of them
+    assert np.abs(np.subtract(tables["fp32"]["accuracy"], tables["ort"]["accuracy"])).max() <= 0.5
+    assert tables["int8"]["backend"] == "native" and tables["int8"]["precision"] == "int8"
+    assert np.mean(tables["int8"]["accuracy"][1:]) > np.mean(tables["ort"]["accuracy"][1:]) - 2
+    assert tables["int8"]["accuracy"][-1] > 90  # the shipped mann, learning through the C step
+    capsys.readouterr()
+    assert main(["eval", "mann", "--precision", "int8", *args]) != 0
+    assert "--precision applies to --backend native" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from edgemeta.commands.options import data_option
 
 
 def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device="auto", batch=100,
-             plot=True, out_dir=None, threads=None) -> dict:
+             plot=True, out_dir=None, threads=None, backend="ort", precision=None) -> dict:
     from edgemeta import EdgemetaError
     from edgemeta.checkpoint import learner_from_checkpoint, load_checkpoint, resolve_checkpoint
     from edgemeta.data.omniglot import load_omniglot, split_classes
@@ -18,7 +18,11 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
     from edgemeta.train import pick_device
 
     if _is_exported(run):
-        return _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir, threads or 1)
+        return _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir, threads or 1, backend,
+                              precision)
+    if backend != "ort" or precision is not None:
+        raise EdgemetaError("--backend and --precision choose how an exported learner (.onnx or a shipped name) runs; "
+                            f"{run} is a checkpoint, evaluated by PyTorch")
     ckpt = load_checkpoint(run)
     if ckpt.get("task") == "quadratic":
         from edgemeta.quadratic import run_quadratic_eval
@@ -47,16 +51,23 @@ def _is_exported(run) -> bool:
     return p.suffix == ".onnx" or (not p.exists() and not p.suffix and "/" not in str(run))
 
 
-def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir, threads=1) -> dict:
-    """The same table for an exported learner, run by ONNX Runtime on the CPU."""
+def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_dir, threads=1, backend="ort",
+                   precision=None) -> dict:
+    """The same table for an exported learner, run by ONNX Runtime (or the native C step) on the CPU."""
     from edgemeta import EdgemetaError
     from edgemeta.data.omniglot import load_omniglot, split_classes
     from edgemeta.evaluate import accuracy_by_instance, paper_table
-    from edgemeta.onnx_eval import OnnxUnroller
+    from edgemeta.onnx_eval import NativeUnroller, OnnxUnroller
     from edgemeta.runtime.learner import resolve_learner
 
     path = resolve_learner(run)
-    runner = OnnxUnroller(path, threads)
+    if backend == "native":
+        runner = NativeUnroller(path, precision or "int8")
+    elif precision is not None:
+        raise EdgemetaError("--precision applies to --backend native; ONNX Runtime runs the precision of the file "
+                            "(e.g. mann-int8)")
+    else:
+        runner = OnnxUnroller(path, threads)
     if runner.metadata.get("task", "omniglot") != "omniglot":
         raise EdgemetaError(f"{path} is a {runner.metadata['task']} learner; evaluate its checkpoint instead")
     if ways > runner.cfg.num_classes:
@@ -64,7 +75,8 @@ def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_
     images = load_omniglot(data).images(runner.cfg.image_size)[split_classes()["test"]]
     result = accuracy_by_instance(runner, images, ways, instances, episodes, seed=seed, batch=batch, progress=True)
     result["learner"] = str(path)
-    result["precision"] = runner.metadata.get("precision", "fp32")
+    result["backend"] = backend
+    result["precision"] = runner.precision if backend == "native" else runner.metadata.get("precision", "fp32")
     click.echo(paper_table(result))
     _write(result, Path(out_dir) if out_dir else Path.cwd(), plot)
     return result
@@ -95,7 +107,11 @@ def _write(result: dict, out_dir: Path, plot: bool) -> None:
 @click.option("--threads", type=click.IntRange(0, 256), default=0,
               help="CPU threads (0: torch's choice). 1 on a machine whose other cores are busy: spinning threads "
                    "that wait for a busy core slow evaluation many times over.")
-def command(run, data, ways, instances, episodes, seed, device, out_dir, no_plot, threads):
+@click.option("--backend", type=click.Choice(["ort", "native"]), default="ort", show_default=True,
+              help="Exported learners: ONNX Runtime, or the runtime's native C step (MANN learners with a flat encoder).")
+@click.option("--precision", type=click.Choice(["int8", "fp32"]), default=None,
+              help="--backend native: int8 (its default) or fp32 weights.")
+def command(run, data, ways, instances, episodes, seed, device, out_dir, no_plot, threads, backend, precision):
     """Evaluate RUN (a run directory or checkpoint; or an exported learner: a .onnx file or a shipped
     name such as mann-int8, run by ONNX Runtime) on the 423 meta-test classes: accuracy by instance."""
     if threads:
@@ -103,4 +119,4 @@ def command(run, data, ways, instances, episodes, seed, device, out_dir, no_plot
 
         torch.set_num_threads(threads)
     run_eval(run, data=data, ways=ways, instances=instances, episodes=episodes, seed=seed, device=device,
-             plot=not no_plot, out_dir=out_dir, threads=threads or None)
+             plot=not no_plot, out_dir=out_dir, threads=threads or None, backend=backend, precision=precision)

@@ -19,8 +19,9 @@
  *   output columns ([panel][row][64], one cache line per row in int8): eight vector accumulators
  *   stay in registers while the rows stream through, and rows whose input is exactly 0 are
  *   skipped (most pixels of an Omniglot drawing are paper, the label is one-hot);
- * - weights are int8 with a float scale per output column (applied once per column at the end) or
- *   plain float32; accumulation is always float32;
+ * - weights are int8 with a float scale per output column, multiplied by the activations quantized
+ *   per step to 14-bit integers with exact int32 sums (see int8 product below), scales applied once
+ *   per column at the end; or plain float32 weights and float32 accumulation;
  * - exp/sigmoid/tanh of the gates and softmax are computed eight at a time with a polynomial exp
  *   (Cephes' expf: relative error ~1e-7), as a scalar libm call per element costs more than the
  *   products they follow.

@@ -269,3 +269,17 @@ def test_eval_runs_the_native_step(tmp_path, data_dir, capsys):
     capsys.readouterr()
     assert main(["eval", "mann", "--precision", "int8", *args]) != 0
     assert "--precision applies to --backend native" in capsys.readouterr().err
+
+
+def test_demo_runs_on_the_native_step(data_dir, capsys, monkeypatch):
+    from edgemeta.cli import main
+
+    monkeypatch.setenv("EDGEMETA_DATA", str(data_dir))
+    session = "synthetic://omniglot?classes=3&shots=6&frames_per_shot=6&gap=1&width=320&height=240&seed=5"
+    code = main(["demo", "--model", "mann", "--backend", "native", "--source", session, "--headless",
+                 "--shots-to-teach", "2", "--max-frames", "80"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    curve = {int(line.split()[0]): line.split() for line in out.splitlines() if line.strip()[:1].isdigit()
+             and len(line.split()) == 5}
+    assert float(curve[2][3].rstrip("%")) > 60, out  # 3 classes (chance 33%), two examples taught each

@@ -19,7 +19,8 @@ DEFAULT_SOURCE = "synthetic://omniglot"
                    f"[the --device profile's camera, else {DEFAULT_SOURCE}]")
 @click.option("--device", "device", default=None, metavar="PROFILE",
               help="A device profile (name or .toml): providers, threads, camera, state folder.")
-@click.option("--backend", type=click.Choice(["auto", "ort", "trt"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "ort", "trt", "native"]), default="auto", show_default=True,
+              help="native: the runtime's one-call C step (MANN learners with a flat encoder, e.g. --model mann).")
 @click.option("--headless", is_flag=True, help="No window: process the source to its end, print a summary.")
 @click.option("--script", type=click.Path(dir_okay=False), default=None, metavar="EVENTS.csv",
               help="Headless: teach class LABEL at source frame FRAME for each line 'FRAME,LABEL' (header frame,label).")
@@ -60,7 +61,7 @@ def command(model, source, device, backend, headless, script, log, record, state
     uri = source or (profile.camera if profile is not None else DEFAULT_SOURCE)
     parse_uri(uri)  # a mistyped source fails before the model loads
     kwargs = {}
-    if profile is not None:
+    if profile is not None and backend != "native":  # a profile's providers are ONNX Runtime's
         import onnxruntime
 
         kwargs = profile.learner_kwargs(onnxruntime.get_available_providers())

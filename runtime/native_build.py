@@ -28,7 +28,8 @@ from pathlib import Path
 from edgemeta import EdgemetaError
 
 SOURCE = Path(__file__).resolve().parent / "native" / "mann_step.c"
-BASE_FLAGS = ("-O3", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared")
+# -funroll-loops: the panel and memory loops have small constant trip counts; 6% off a step here
+BASE_FLAGS = ("-O3", "-funroll-loops", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared")
 CPU_FLAGS = (("-march=native",), ("-mcpu=native",), ())
 NO_COMPILER = "backend 'native' needs a C compiler (cc/gcc): install build-essential, or use backend='ort'"
 

@@ -169,3 +169,14 @@ def test_torchrun_cli_resumes_a_one_process_run_on_two_processes(tmp_path, data_
     assert [m["step"] for m in lines] == [4]  # one validation, by rank 0 alone
     for name, w in a["model"].items():
         torch.testing.assert_close(b["model"][name], w, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_the_processes_benchmark_times_all_three_loops():
+    """benchmarks/train_processes.py: the one-process loops against data-parallel processes, one table."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_processes.py"
+    proc = subprocess.run([sys.executable, str(script), "--processes", "2", "--threads", "1", "--batch", "4",
+                           "--steps", "10", "--iters", "1", "--warmup", "0", "--no-compile"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {line.split()[0] for line in proc.stdout.splitlines()[-3:]}
+    assert rows == {"reference", "plain", "2"}, proc.stdout

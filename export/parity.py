@@ -25,7 +25,9 @@ MIN_BATCH = 4
 class Tolerance:
     """What "the same" means for a backend; a None bound is reported, not gated.
 
-    logits (and novelty): absolute. probabilities: on softmax(logits) and novelty.
+    logits: absolute after scaling by max(1, max |reference logits|): a confident learner's logits
+    reach tens, and float32 rounding over a 100-step episode scales with them. novelty (a
+    probability): absolute, with the logits' bound. probabilities: on softmax(logits) and novelty.
     state: absolute after scaling by max(1, max |reference|) of each tensor, because memory and usage
     grow over an episode and rounding grows with them.
     """
@@ -39,7 +41,7 @@ class Tolerance:
     def describe(self) -> str:
         parts = []
         if self.logits is not None:
-            parts.append(f"|logits diff| <= {self.logits:g}")
+            parts.append(f"|logits diff| <= {self.logits:g} x max(1, max|ref|)")
         if self.probabilities is not None:
             parts.append(f"|probability diff| <= {self.probabilities:g} (so a prediction can only differ where the "
                          f"reference's top two are within {2 * self.probabilities:g})")
@@ -142,7 +144,8 @@ def compare(reference: Trace, candidate: Trace, tol: Tolerance) -> dict:
     total = int(reference.logits.shape[0] * reference.logits.shape[1])
 
     failures = []
-    for what, diff, bound in (("logits", logits_diff, tol.logits), ("probabilities", prob_diff, tol.probabilities),
+    logits_bound = None if tol.logits is None else tol.logits * max(1.0, float(np.abs(reference.logits).max()))
+    for what, diff, bound in (("logits", logits_diff, logits_bound), ("probabilities", prob_diff, tol.probabilities),
                               ("novelty", novelty_diff, tol.logits if tol.logits is not None else tol.probabilities)):
         if diff is not None and bound is not None and not diff <= bound:
             failures.append(f"{what} differ by {diff:.2e} > {bound:g}")
@@ -156,6 +159,7 @@ def compare(reference: Trace, candidate: Trace, tol: Tolerance) -> dict:
         "episodes": int(reference.logits.shape[0]),
         "steps": int(reference.logits.shape[1]),
         "logits_max_abs": logits_diff,
+        "logits_bound": logits_bound,
         "probabilities_max_abs": prob_diff,
         "novelty_max_abs": novelty_diff,
         "state_max_abs": state_diff,

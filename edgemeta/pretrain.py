@@ -47,7 +47,11 @@ def pretrain_encoder(encoder: nn.Module, train_images: np.ndarray, val_images: n
     probe = encoder.embed(images[:1, 0].unsqueeze(1))
     weights = nn.Parameter(torch.randn(n_classes, probe.shape[1], generator=gen, device=device) * 0.01)
     scale = nn.Parameter(torch.tensor(10.0, device=device))  # softmax temperature of the cosine logits
-    params = [p for p in encoder.parameters() if p.requires_grad] + [weights, scale]
+    # Trained here even where meta-training will keep it frozen (--encoder-lr-scale 0)
+    frozen = [p for p in encoder.parameters() if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)
+    params = list(encoder.parameters()) + [weights, scale]
     opt = torch.optim.Adam(params, lr=lr)
     # One cycle: the rate rises from lr/25 over the first 30% of the steps, then anneals. With the
     # full rate from the start the random classifier head drags the encoder around and an epoch is lost.
@@ -81,6 +85,8 @@ def pretrain_encoder(encoder: nn.Module, train_images: np.ndarray, val_images: n
                 f"validation 5-way 1-shot nearest neighbour {acc:.1f}%")
     finally:
         bar.close()
+        for p in frozen:
+            p.requires_grad_(False)
     return result
 
 

@@ -128,13 +128,18 @@ class OmniglotTask:
 
 
 def param_groups(learner, cfg: TrainConfig) -> list[dict]:
-    """One Adam group, or two where the encoder learns at its own rate (--encoder-lr-scale)."""
+    """One Adam group, or two where the encoder learns at its own rate (--encoder-lr-scale), or one
+    without the encoder where that rate is 0: a frozen encoder (no gradients computed for it at all)."""
     if cfg.encoder_lr_scale == 1.0:
         return [{"params": list(learner.parameters())}]
     encoder = list(learner.encoder.parameters())
     ids = {id(p) for p in encoder}
-    return [{"params": [p for p in learner.parameters() if id(p) not in ids]},
-            {"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale}]
+    rest = [p for p in learner.parameters() if id(p) not in ids]
+    if cfg.encoder_lr_scale == 0.0:
+        for p in encoder:
+            p.requires_grad_(False)
+        return [{"params": rest}]
+    return [{"params": rest}, {"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale}]
 
 
 def uses_device_sampler(cfg: TrainConfig, device: torch.device) -> bool:

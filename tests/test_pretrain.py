@@ -77,3 +77,29 @@ def test_pretraining_needs_a_conv_encoder(tmp_path, data_dir):
 def test_embedding_norm_needs_a_conv_encoder():
     with pytest.raises(EdgemetaError, match="encoder='conv'"):
         ModelConfig(**{**TINY_MODEL, "embedding_norm": True})
+
+
+def test_a_zero_encoder_rate_freezes_the_pretrained_encoder(tmp_path, data_dir, monkeypatch):
+    import edgemeta.pretrain as pretrain
+
+    calls = []
+
+    def fake_pretrain(encoder, *args, **kwargs):  # stands in for the minute of real pretraining
+        calls.append([p.requires_grad for p in encoder.parameters()])
+        with torch.no_grad():
+            encoder.proj.weight.add_(1.0)
+        return {"epochs": 1, "loss": 1.0, "val_one_shot": [50.0]}
+
+    monkeypatch.setattr(pretrain, "pretrain_encoder", fake_pretrain)
+    cfg = ModelConfig(**SMALL_CONV)
+    kw = {**TINY_TRAIN, "episodes": 2 * 16, "val_every": 1000, "pretrain_epochs": 1, "encoder_lr_scale": 0.0,
+          "data": str(data_dir)}
+    train(cfg, TrainConfig(**kw), tmp_path, progress=False, log=lambda *a: None)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert len(calls) == 1 and len(ckpt["optimizer"]["param_groups"]) == 1
+    first = load_checkpoint(tmp_path / "last.pt")["model"]
+    # the encoder is exactly what pretraining left; the rest of the learner trained
+    torch.manual_seed(TINY_TRAIN["seed"])
+    fresh = build_learner(cfg).state_dict()
+    torch.testing.assert_close(first["encoder.proj.weight"], fresh["encoder.proj.weight"] + 1.0)
+    assert not torch.equal(first["out.weight"], fresh["out.weight"])

@@ -76,6 +76,10 @@ def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
         (["train", "--lr", "-1", "--out", "X"], "Invalid value for '--lr'"),
         (["train", "--data", "/nonexistent/omniglot", "--out", "X", "--episodes", "1"], "does not exist"),
         (["eval", "README.md"], "not a readable edgemeta checkpoint"),
+        (["train", "--model-option", "memory_width=wide", "--out", "X"], "memory_width takes a value of type int"),
+        (["train", "--model-option", "colour=red", "--out", "X"], "expected NAME=VALUE with NAME one of arch,"),
+        (["train", "--model-option", "read_heads=0", "--out", "X"], "read_heads must be >= 1"),
+        (["train", "--task", "quadratic", "--model-option", "controller=8", "--out", "X"], "--model-option changes an Omniglot"),
     ],
 )
 def test_cli_bad_input_is_one_line(args, message, tmp_path, capsys, monkeypatch):
@@ -114,3 +118,14 @@ def test_resume_with_a_new_learning_rate_uses_it(tmp_path, data_dir):
     assert ckpt["scheduler"]["base_lrs"] == [4e-3]
     # after step 4 of a 4-step cosine: 4e-3 * lr_min_ratio
     assert math.isclose(ckpt["optimizer"]["param_groups"][0]["lr"], 4e-3 * 0.1, rel_tol=1e-6)
+
+
+def test_model_options_change_the_preset():
+    from edgemeta.commands.options import ModelOption
+
+    opt = ModelOption()
+    assert opt.convert("memory_width=128", None, None) == ("memory_width", 128)
+    assert opt.convert("gamma=0.99", None, None) == ("gamma", 0.99)
+    assert opt.convert("novelty=false", None, None) == ("novelty", False)
+    assert opt.convert("conv_channels=8,16", None, None) == ("conv_channels", (8, 16))
+    assert opt.convert("encoder=flat", None, None) == ("encoder", "flat")

@@ -27,3 +27,38 @@ data_option = click.option(
     "--data", type=click.Path(file_okay=False), default=None, envvar="EDGEMETA_DATA", show_envvar=True,
     help="Omniglot directory (images_background.zip, images_evaluation.zip).",
 )
+
+
+class ModelOption(click.ParamType):
+    """`NAME=VALUE`: one field of the model config over the preset's (e.g. memory_width=128)."""
+
+    name = "NAME=VALUE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from dataclasses import fields
+
+        from edgemeta.models import ModelConfig
+
+        name, sep, text = str(value).partition("=")
+        kinds = {f.name: f.type for f in fields(ModelConfig)}
+        if not sep or name not in kinds:
+            self.fail(f"{value!r}: expected NAME=VALUE with NAME one of {', '.join(kinds)}", param, ctx)
+        kind = kinds[name]
+        try:
+            if kind == "bool":
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                parsed = text.lower() in ("true", "1")
+            elif kind == "int":
+                parsed = int(text)
+            elif kind == "float":
+                parsed = float(text)
+            elif kind.startswith("tuple"):
+                parsed = tuple(int(v) for v in text.split(","))
+            else:
+                parsed = text
+        except ValueError:
+            self.fail(f"{value!r}: {name} takes a value of type {kind}", param, ctx)
+        return name, parsed

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from edgemeta.commands.options import WaysRange, data_option
+from edgemeta.commands.options import ModelOption, WaysRange, data_option
 
 TASKS = ("omniglot", "quadratic")
 # Per-model training defaults; any option given on the command line wins.
@@ -20,6 +20,9 @@ MODEL_DEFAULTS = {
 @data_option
 @click.option("--model", "model_name", type=click.Choice(["mann", "lstm", "default"]), default="mann", show_default=True,
               help="Learner preset: the paper's MANN, the paper's LSTM baseline, or the product learner.")
+@click.option("--model-option", "model_options", type=ModelOption(), multiple=True,
+              help="Change one field of the preset's model config, e.g. memory_width=128 (repeatable; the "
+                   "checkpoint records the config).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory (checkpoints, metrics).")
 @click.option("--ways", type=WaysRange(), default=None, help="Classes per episode: N or MIN-MAX. [model's default]")
 @click.option("--instances", type=click.IntRange(1, 20), default=None, help="Examples per class. [model's default]")
@@ -51,11 +54,13 @@ MODEL_DEFAULTS = {
 @click.option("--compile-mode", type=click.Choice(["auto", "default", "reduce-overhead", "max-autotune",
                                                    "max-autotune-no-cudagraphs"]),
               default="auto", show_default=True, help="torch.compile mode for --compile (auto: CUDA graphs on CUDA).")
-def command(task, data, model_name, out, ways, instances, steps, episodes, batch_size, lr, seed, device, threads,
+def command(task, data, model_name, model_options, out, ways, instances, steps, episodes, batch_size, lr, seed, device, threads,
             val_every, val_episodes, ckpt_every, eval_episodes, pretrain_epochs, encoder_lr_scale, no_augment, resume, workers, sampler, compile_, compile_mode):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels."""
     from edgemeta import EdgemetaError
 
+    if model_options and task != "omniglot":
+        raise EdgemetaError("--model-option changes an Omniglot learner's config; the quadratic task has its own")
     if task == "quadratic":
         from edgemeta.distributed import env_context
 
@@ -77,7 +82,7 @@ def command(task, data, model_name, out, ways, instances, steps, episodes, batch
         raise EdgemetaError("give --instances or --steps, not both")
     if steps is None and instances is None:
         instances, steps = defaults["instances"], defaults["steps"]
-    model_cfg = preset(model_name)
+    model_cfg = preset(model_name, **dict(model_options))
     cfg = TrainConfig(
         task=task, model=model_name, ways=ways or defaults["ways"], instances=instances, steps=steps,
         episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every, val_episodes=val_episodes,

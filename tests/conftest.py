@@ -94,3 +94,26 @@ def tiny_onnx(tiny_run, tmp_path_factory) -> Path:
     meta = dict(name="tiny", task="omniglot", preprocess=PREPROCESS_ID,
                 config={"model": ckpt["model_config"], "train": ckpt["train_config"]}, eval={}, episode_steps=15)
     return export_step(learner_from_checkpoint(ckpt), path, meta)
+
+
+def taught_accuracy(learner, images, ways: int, rounds: int, queries: int, shots: int = 2, seed: int = 4) -> float:
+    """Runtime learning-works: each round teaches `shots` drawings each of `ways` held-out characters
+    (in shuffled order) to a reset learner, then asks it to name `queries` other drawings of each.
+    images: (characters, 20, S, S). Returns the fraction named right."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    right = total = 0
+    for _ in range(rounds):
+        learner.reset()
+        classes = rng.choice(len(images), ways, replace=False)
+        drawings = [rng.permutation(20) for _ in classes]
+        lessons = [(c, k) for k in range(shots) for c in range(ways)]
+        rng.shuffle(lessons)
+        for c, k in lessons:
+            learner.teach(images[classes[c], drawings[c][k]], c)
+        for c in range(ways):
+            for k in range(shots, shots + queries):
+                right += int(learner.predict(images[classes[c], drawings[c][k]]).label[0] == c)
+                total += 1
+    return right / total

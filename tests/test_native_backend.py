@@ -88,23 +88,12 @@ def test_learns_held_out_classes_from_a_few_examples(omniglot, precision):
     """Teach 2 drawings each of 5 meta-test characters; other drawings of them are named well above chance."""
     from edgemeta.data.omniglot import split_classes
 
+    from conftest import taught_accuracy
+
     images = omniglot.images(20)[split_classes()["test"]]
-    rng = np.random.default_rng(4)
-    right = total = 0
     with Learner.load("mann", backend="native", precision=precision) as learner:
-        for _ in range(10):
-            learner.reset()
-            classes = rng.choice(len(images), 5, replace=False)
-            drawings = [rng.permutation(20) for _ in classes]
-            lessons = [(c, k) for k in range(2) for c in range(5)]
-            rng.shuffle(lessons)
-            for c, k in lessons:
-                learner.teach(images[classes[c], drawings[c][k]], c)
-            for c in range(5):
-                for k in range(2, 6):
-                    right += int(learner.predict(images[classes[c], drawings[c][k]]).label[0] == c)
-                    total += 1
-    assert right / total > 0.6, f"accuracy {right / total:.2f} on held-out classes (chance 0.2)"
+        accuracy = taught_accuracy(learner, images, ways=5, rounds=10, queries=4)
+    assert accuracy > 0.6, f"accuracy {accuracy:.2f} on held-out classes (chance 0.2)"
 
 
 def test_predict_never_commits_and_streams_are_independent():

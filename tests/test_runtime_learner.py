@@ -142,23 +142,11 @@ def test_learns_held_out_classes_from_a_few_examples(tiny_onnx, omniglot):
     """Teach 2 drawings each of 3 meta-test characters; other drawings of them are named well above chance."""
     from edgemeta.data.omniglot import split_classes
 
+    from conftest import taught_accuracy
+
     images = omniglot.images(12)[split_classes()["test"]]
-    rng = np.random.default_rng(4)
-    right = total = 0
     with Learner.load(tiny_onnx) as learner:
-        for _ in range(20):
-            learner.reset()
-            classes = rng.choice(len(images), 3, replace=False)
-            drawings = [rng.permutation(20) for _ in classes]
-            lessons = [(c, k) for k in range(2) for c in range(3)]
-            rng.shuffle(lessons)
-            for c, k in lessons:
-                learner.teach(images[classes[c], drawings[c][k]], c)
-            for c in range(3):
-                for k in range(2, 7):
-                    right += int(learner.predict(images[classes[c], drawings[c][k]]).label[0] == c)
-                    total += 1
-    accuracy = right / total
+        accuracy = taught_accuracy(learner, images, ways=3, rounds=20, queries=5)
     assert accuracy > 0.6, f"accuracy {accuracy:.2f} on held-out classes (chance 0.33)"
 
 

@@ -44,13 +44,8 @@ def pretrain_encoder(encoder: nn.Module, train_images: np.ndarray, val_images: n
     steps_per_epoch = max(1, items // batch_size)
     total = epochs * steps_per_epoch
 
-    probe = encoder.embed(images[:1, 0].unsqueeze(1))
-    weights = nn.Parameter(torch.randn(n_classes, probe.shape[1], generator=gen, device=device) * 0.01)
+    weights = nn.Parameter(torch.randn(n_classes, encoder.proj.out_features, generator=gen, device=device) * 0.01)
     scale = nn.Parameter(torch.tensor(10.0, device=device))  # softmax temperature of the cosine logits
-    # Trained here even where meta-training will keep it frozen (--encoder-lr-scale 0)
-    frozen = [p for p in encoder.parameters() if not p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(True)
     params = list(encoder.parameters()) + [weights, scale]
     opt = torch.optim.Adam(params, lr=lr)
     # One cycle: the rate rises from lr/25 over the first 30% of the steps, then anneals. With the
@@ -85,8 +80,6 @@ def pretrain_encoder(encoder: nn.Module, train_images: np.ndarray, val_images: n
                 f"validation 5-way 1-shot nearest neighbour {acc:.1f}%")
     finally:
         bar.close()
-        for p in frozen:
-            p.requires_grad_(False)
     return result
 
 

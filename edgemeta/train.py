@@ -129,15 +129,13 @@ class OmniglotTask:
 
 def param_groups(learner, cfg: TrainConfig) -> list[dict]:
     """One Adam group, or two where the encoder learns at its own rate (--encoder-lr-scale), or one
-    without the encoder where that rate is 0: a frozen encoder (no gradients computed for it at all)."""
+    without the encoder where that rate is 0 (a frozen encoder: see _train)."""
     if cfg.encoder_lr_scale == 1.0:
         return [{"params": list(learner.parameters())}]
     encoder = list(learner.encoder.parameters())
     ids = {id(p) for p in encoder}
     rest = [p for p in learner.parameters() if id(p) not in ids]
     if cfg.encoder_lr_scale == 0.0:
-        for p in encoder:
-            p.requires_grad_(False)
         return [{"params": rest}]
     return [{"params": rest}, {"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale}]
 
@@ -239,6 +237,25 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     fresh = ckpt is None
     del ckpt
 
+    def payload(metrics: dict) -> dict:
+        return training_payload(cfg.task, model_cfg, cfg, learner, opt, sched, step, metrics)
+
+    def save(name: str, metrics: dict) -> None:
+        if ctx.is_main:
+            save_checkpoint(out / name, payload(metrics))
+
+    if fresh and cfg.pretrain_epochs and ctx.is_main:
+        # Rank 0 alone, before TrainStep wraps the learner: DistributedDataParallel hands rank 0's weights
+        # to the other ranks when it wraps them (they wait for it there meanwhile).
+        from edgemeta.pretrain import pretrain_encoder
+
+        pretrained = pretrain_encoder(learner.encoder, task.train_images, task.validation_images, cfg.pretrain_epochs,
+                                      cfg.seed, device, progress=progress, log=log)
+        # A checkpoint at step 0, so that --resume after an interruption does not pretrain again.
+        save(LAST, {"step": 0, "best_val": best, "pretrain": pretrained})
+
+    if cfg.encoder_lr_scale == 0.0:
+        learner.encoder.requires_grad_(False)  # frozen (after any pretraining): no gradients computed for it
     core = compile_core(learner, device, cfg.compile_mode) if cfg.compile else None
     train_step = TrainStep(learner, opt, sched, ctx, device, cfg.batch_size, cfg.novelty_weight, cfg.grad_clip, core,
                            cuda_graphs=uses_cuda_graphs(device, cfg.compile, cfg.compile_mode))
@@ -250,22 +267,6 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         stream = batch_stream(batches, step, total, device, cfg.workers)
     if ctx.enabled:
         log(f"training on {ctx.world_size} processes ({device.type}), {cfg.batch_size} episodes per step in all")
-
-    def payload(metrics: dict) -> dict:
-        return training_payload(cfg.task, model_cfg, cfg, learner, opt, sched, step, metrics)
-
-    def save(name: str, metrics: dict) -> None:
-        if ctx.is_main:
-            save_checkpoint(out / name, payload(metrics))
-
-    if fresh and cfg.pretrain_epochs and ctx.is_main:
-        # Rank 0 alone: DistributedDataParallel hands its weights to the other ranks when it wraps them.
-        from edgemeta.pretrain import pretrain_encoder
-
-        pretrained = pretrain_encoder(learner.encoder, task.train_images, task.validation_images, cfg.pretrain_epochs,
-                                      cfg.seed, device, progress=progress, log=log)
-        # A checkpoint at step 0, so that --resume after an interruption does not pretrain again.
-        save(LAST, {"step": 0, "best_val": best, "pretrain": pretrained})
 
     interrupted = False
 

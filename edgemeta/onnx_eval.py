@@ -18,13 +18,17 @@ class OnnxUnroller:
     def __init__(self, path, threads: int = 1):
         from edgemeta.runtime.ort_backend import open_session
 
-        self.path = path
         self.session = open_session(path, ["CPUExecutionProvider"], threads)
-        meta = json.loads(self.session.get_modelmeta().custom_metadata_map[contract.METADATA_KEY])
+        self._describe(path, self.session.get_modelmeta().custom_metadata_map[contract.METADATA_KEY],
+                       [o.name for o in self.session.get_outputs()])
+
+    def _describe(self, path, metadata_json: str, outputs: list[str]) -> None:
+        self.path = path
+        meta = json.loads(metadata_json)
         self.metadata = meta
         self.cfg = SimpleNamespace(num_classes=int(meta["num_classes"]), image_size=int(meta["input_size"]))
         self.state_shapes = {s["name"]: tuple(s["shape"]) for s in meta["state"]}
-        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.outputs = outputs
 
     def eval(self):
         return self
@@ -45,21 +49,30 @@ class OnnxUnroller:
 
 class NativeUnroller(OnnxUnroller):
     """The same for the runtime's native backend (one fused C step; runtime/native_backend.py): all
-    episodes of a batch as that many independent streams, each step committed."""
+    episodes of a batch as that many independent streams, each step committed. One backend per batch
+    size, made once (loading reads the file and quantizes the weights)."""
 
     def __init__(self, path, precision: str = "int8"):
-        super().__init__(path, threads=1)  # the session only supplies metadata and state shapes
-        self.precision = precision
+        self.path, self.precision = path, precision
+        self._backends: dict[int, object] = {}
+        probe = self._open(1)
+        self._describe(path, probe.metadata_json, [o.name for o in probe.outputs])
+
+    def _open(self, batch: int):
+        from edgemeta.runtime.native_backend import NativeBackend
+
+        return NativeBackend(self.path, batch=batch, precision=self.precision)
 
     def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor):
         import numpy as np
 
-        from edgemeta.runtime.native_backend import NativeBackend
-
         batch, steps = prev_labels.shape[:2]
-        backend = NativeBackend(self.path, batch=batch, precision=self.precision)
         has_novelty = contract.NOVELTY in self.outputs
-        backend.bind(self.state_shapes, self.cfg.num_classes, self.cfg.image_size, has_novelty)
+        backend = self._backends.get(batch)
+        if backend is None:
+            backend = self._backends[batch] = self._open(batch)
+            backend.bind(self.state_shapes, self.cfg.num_classes, self.cfg.image_size, has_novelty)
+        backend.reset()
         x, prev = images.cpu().numpy(), prev_labels.cpu().numpy()
         logits, novelty = [], []
         for t in range(steps):
@@ -70,8 +83,6 @@ class NativeUnroller(OnnxUnroller):
             logits.append(backend.logits.copy())
             if has_novelty:
                 novelty.append(backend.novelty[:, 0].copy())
-        state = backend.read_state()
-        backend.close()
         # the kernel writes novelty as a probability, as the graph does
         nov = torch.logit(torch.from_numpy(np.stack(novelty, 1)), eps=1e-7) if has_novelty else None
-        return torch.from_numpy(np.stack(logits, 1)), nov, state
+        return torch.from_numpy(np.stack(logits, 1)), nov, backend.read_state()

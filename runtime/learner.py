@@ -171,7 +171,8 @@ class Learner:
         providers: ONNX Runtime execution providers, e.g. ["CUDAExecutionProvider", "CPUExecutionProvider"]
                    or aliases "tensorrt", "cuda", "cpu"; None picks the best available.
         threads: CPU threads for ONNX Runtime (None: its default). batch: independent streams B.
-        precision: backend "native" only: "int8" (default; int8 weights, float32 arithmetic) or "fp32".
+        precision: backend "native" only: "int8" (default; int8 weights times activations quantized to
+                   14 bits, exact integer sums) or "fp32".
         """
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise EdgemetaError(f"batch must be a positive integer, got {batch!r}")

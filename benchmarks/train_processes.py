@@ -47,7 +47,7 @@ def worker(rank: int, world: int, port: int, model: str, batch: int, steps: int,
     import torch.distributed as dist
 
     from edgemeta.distributed import DistContext
-    from edgemeta.fast_loop import TrainStep, compile_core
+    from edgemeta.fast_loop import TrainStep, compile_core, default_compile_steps
     from edgemeta.models import build_learner, preset
 
     torch.set_num_threads(1)
@@ -60,7 +60,7 @@ def worker(rank: int, world: int, port: int, model: str, batch: int, steps: int,
     learner = build_learner(cfg)
     opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    core = compile_core(learner, device, "default", backend) if compile_ else None
+    core = compile_core(learner, device, "default", backend, default_compile_steps(device)) if compile_ else None
     step = TrainStep(learner, opt, sched, ctx, device, batch, 0.5, 10.0, core)
     x, prev, labels = synthetic_batch(cfg, batch, steps, device)
     rows = ctx.shard(batch)

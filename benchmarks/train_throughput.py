@@ -120,7 +120,7 @@ def synthetic_batch(cfg, batch: int, steps: int, device, seed=0):
 
 
 def model_loops(args, device):
-    from edgemeta.fast_loop import EpisodeLoss, compile_core, uses_cuda_graphs
+    from edgemeta.fast_loop import EpisodeLoss, compile_core, default_compile_steps, uses_cuda_graphs
     from edgemeta.models import build_learner, preset
 
     cfg = preset(args.model)
@@ -140,12 +140,14 @@ def model_loops(args, device):
     compiled_graphs = False
     if not args.no_compile:
         fast = copy.deepcopy(base)
-        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode, args.backend))
+        per_graph = args.compile_steps or default_compile_steps(device)
+        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode, args.backend, per_graph))
         loops.append(Loop("compiled", fast, lambda x, p, y: fast_loss(x, p, y)[0], device))
         compiled_graphs = uses_cuda_graphs(device, True, args.compile_mode)
 
     print(f"device {device}, threads {torch.get_num_threads()}, model {args.model}, batch {args.batch}, "
-          f"episode length {args.steps}, torch {torch.__version__}")
+          f"episode length {args.steps}, torch {torch.__version__}"
+          + ("" if args.no_compile else f", compiled: {args.compile_steps or default_compile_steps(device)} steps per graph"))
     if not args.no_compile:
         t = time.perf_counter()
         for _ in range(3):  # CUDA graphs record on the 2nd-3rd call; everything compiles on the 1st
@@ -170,7 +172,7 @@ def model_loops(args, device):
 def sampling(args, device):
     from edgemeta.data.episodes import EpisodeSampler
     from edgemeta.data.omniglot import load_omniglot, split_classes
-    from edgemeta.fast_loop import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core
+    from edgemeta.fast_loop import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core, default_compile_steps
     from edgemeta.distributed import DistContext
     from edgemeta.models import build_learner, preset
 
@@ -203,7 +205,8 @@ def sampling(args, device):
         learner = build_learner(cfg).to(device)
         opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        core = None if args.no_compile else compile_core(learner, device, args.compile_mode, args.backend)
+        core = None if args.no_compile else compile_core(learner, device, args.compile_mode, args.backend,
+                                                         args.compile_steps or default_compile_steps(device))
         step = TrainStep(learner, opt, sched, DistContext(), device, args.batch, 0.5, 10.0, core)
         batches = EpisodeBatches(sampler, cfg.num_classes, 0, args.batch)
         stamps = []
@@ -227,6 +230,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-compile", action="store_true", help="skip the compiled loop")
     p.add_argument("--compile-mode", default="auto")
+    p.add_argument("--compile-steps", type=int, default=0, help="steps per compiled graph (0: what edgemeta train uses)")
     p.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: no code generation, for tests)")
     p.add_argument("--sampling", action="store_true", help="also measure episode sampling (needs --data)")
     p.add_argument("--workers", type=int, default=1)

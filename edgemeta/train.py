@@ -51,6 +51,7 @@ class TrainConfig:
     sampler: str = "auto"  # host (numpy + OpenCV) | device (torch ops on the device) | auto (device on CUDA)
     compile: bool = False  # torch.compile the learner's step for training (same numbers, faster; compiles first)
     compile_mode: str = "auto"  # torch.compile mode; auto: CUDA graphs on CUDA, inductor's default on CPU
+    compile_steps: int = 0  # steps of time per compiled graph; 0: 10 on CPU, 1 on CUDA (fast_loop.default_compile_steps)
     pretrain_epochs: int = 0  # conv encoder: epochs as a character classifier before meta-training (edgemeta/pretrain.py)
     encoder_lr_scale: float = 1.0  # the encoder's learning rate as a fraction of lr (below 1: keep pretrained features)
 
@@ -76,6 +77,8 @@ class TrainConfig:
 
         if self.compile_mode not in COMPILE_MODES:
             raise EdgemetaError(f"unknown compile mode {self.compile_mode!r}; valid: {', '.join(COMPILE_MODES)}")
+        if self.compile_steps < 0:
+            raise EdgemetaError(f"compile_steps must be >= 0 (0: automatic), got {self.compile_steps}")
 
     @property
     def total_steps(self) -> int:
@@ -191,7 +194,8 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     from tqdm import tqdm
 
     from edgemeta.evaluate import accuracy_by_instance
-    from edgemeta.fast_loop import (EpisodeBatches, TrainStep, batch_stream, compile_core, device_batch_stream,
+    from edgemeta.fast_loop import (EpisodeBatches, TrainStep, batch_stream, compile_core, default_compile_steps,
+                                    device_batch_stream,
                                     uses_cuda_graphs)
 
     if not ctx.is_main:
@@ -256,7 +260,9 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
 
     if cfg.encoder_lr_scale == 0.0:
         learner.encoder.requires_grad_(False)  # frozen (after any pretraining): no gradients computed for it
-    core = compile_core(learner, device, cfg.compile_mode) if cfg.compile else None
+    core = None
+    if cfg.compile:
+        core = compile_core(learner, device, cfg.compile_mode, steps=cfg.compile_steps or default_compile_steps(device))
     train_step = TrainStep(learner, opt, sched, ctx, device, cfg.batch_size, cfg.novelty_weight, cfg.grad_clip, core,
                            cuda_graphs=uses_cuda_graphs(device, cfg.compile, cfg.compile_mode))
     if uses_device_sampler(cfg, device):

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from edgemeta import EdgemetaError
 from edgemeta.data.episodes import EpisodeSampler
 from edgemeta.distributed import DistContext
 from edgemeta.fast_loop import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core, novelty_targets
@@ -92,6 +93,36 @@ def test_compiled_core_matches_plain_and_compiles_once():
     assert counters["stats"]["unique_graphs"] == 1
 
 
+def test_compiled_spans_of_steps_match_plain_and_compile_once_per_span_length():
+    """--compile-steps K: K steps per compiled graph (the CPU default, 10) computes the same loss and
+    gradients; time is cut into spans of K, a shorter last span compiling once more."""
+    from torch._dynamo.utils import counters
+
+    from edgemeta.fast_loop import CompiledSpan
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    learner = build_learner(ModelConfig(**SMALL))
+    x, prev, labels = a_batch()
+    steps = x.shape[1]
+    span = compile_core(learner, torch.device("cpu"), backend="aot_eager", steps=5)
+    assert isinstance(span, CompiledSpan) and span.steps == 5 and steps % 5 != 0
+    results = []
+    for loss_fn in (EpisodeLoss(learner, 0.5), EpisodeLoss(learner, 0.5, span), EpisodeLoss(learner, 0.5, span)):
+        learner.zero_grad()
+        loss, acc = loss_fn(x, prev, labels)
+        loss.backward()
+        results.append((loss.item(), acc.item(), {n: p.grad.clone() for n, p in learner.named_parameters()}))
+    (loss0, acc0, g0), (loss1, acc1, g1), _ = results
+    assert loss1 == pytest.approx(loss0, rel=1e-6) and acc1 == acc0
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=1e-5, atol=1e-7, msg=name)
+    assert counters["stats"]["unique_graphs"] == 2  # spans of 5 and the last, shorter one
+    with pytest.raises(EdgemetaError, match="compile steps must be >= 1"):
+        compile_core(learner, torch.device("cpu"), backend="aot_eager", steps=0)
+
+
 def test_workers_sample_exactly_the_loops_episodes():
     from edgemeta.evaluate import episodes_to_tensors
 
@@ -135,7 +166,8 @@ def test_cli_flags_reach_the_train_config(tmp_path, monkeypatch):
     argv = ["train", "--out", str(tmp_path / "r"), "--workers", "2", "--compile", "--compile-mode", "default"]
     assert main(argv) == 0
     cfg = seen["cfg"]
-    assert (cfg.workers, cfg.compile, cfg.compile_mode) == (2, True, "default")
+    assert (cfg.workers, cfg.compile, cfg.compile_mode, cfg.compile_steps) == (2, True, "default", 0)
+    assert main(argv + ["--compile-steps", "5"]) == 0 and seen["cfg"].compile_steps == 5
     assert main(["train", "--out", str(tmp_path / "r"), "--compile-mode", "fast"]) != 0
 
 

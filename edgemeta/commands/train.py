@@ -55,8 +55,12 @@ MODEL_DEFAULTS = {
 @click.option("--compile-mode", type=click.Choice(["auto", "default", "reduce-overhead", "max-autotune",
                                                    "max-autotune-no-cudagraphs"]),
               default="auto", show_default=True, help="torch.compile mode for --compile (auto: CUDA graphs on CUDA).")
+@click.option("--compile-steps", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Steps of time per compiled graph for --compile (0: 10 on CPU, 1 on CUDA); longer graphs run "
+                   "faster on a CPU and take longer to compile.")
 def command(task, data, model_name, model_options, out, ways, instances, steps, episodes, batch_size, lr, seed, device, threads,
-            val_every, val_episodes, ckpt_every, eval_episodes, pretrain_epochs, encoder_lr_scale, no_augment, resume, workers, sampler, compile_, compile_mode):
+            val_every, val_episodes, ckpt_every, eval_episodes, pretrain_epochs, encoder_lr_scale, no_augment, resume, workers, sampler, compile_, compile_mode,
+            compile_steps):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels."""
     from edgemeta import EdgemetaError
 
@@ -89,6 +93,7 @@ def command(task, data, model_name, model_options, out, ways, instances, steps, 
         episodes=episodes, batch_size=batch_size, lr=lr, seed=seed, val_every=val_every, val_episodes=val_episodes,
         ckpt_every=ckpt_every, device=device, threads=threads, data=data, augment=not no_augment,
         workers=workers, sampler=sampler, compile=compile_, compile_mode=compile_mode,
+        compile_steps=compile_steps,
         pretrain_epochs=defaults["pretrain_epochs"] if pretrain_epochs is None else pretrain_epochs,
         encoder_lr_scale=defaults["encoder_lr_scale"] if encoder_lr_scale is None else encoder_lr_scale,
     )

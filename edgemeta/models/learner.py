@@ -84,19 +84,35 @@ class StepLearner(ExplicitState, nn.Module):
 
     # --- a whole episode -------------------------------------------------------------------
     def unroll(self, images: torch.Tensor, prev_labels: torch.Tensor, state: dict[str, torch.Tensor] | None = None,
-               core=None):
+               core=None, span=None):
         """images [B, T, 1, S, S], prev_labels [B, T, C] -> logits [B, T, C], novelty [B, T] or None, state.
 
         The encoder runs on all T images at once (it has no state), then the core steps through time
         (`core`: a stand-in for `self.core` with the same signature, e.g. a compiled one; see fast_loop).
-        Steps take their inputs from `unbind` rather than `x[:, i]`: the backward of T indexing ops
-        writes T zero-filled [B, T, ...] gradients (quadratic in T, half of a CPU training step),
+        `span`: a stand-in for `run_steps` that takes several steps per call (a compiled one, whose
+        graph then spans `span.steps` steps); time is cut into spans of that many steps.
+        Steps take their inputs from `unbind`/`split` rather than `x[:, i]`: the backward of T indexing
+        ops writes T zero-filled [B, T, ...] gradients (quadratic in T, half of a CPU training step),
         while unbind's backward is one stack. Same values, same gradients, bit for bit.
         """
         b, t = images.shape[:2]
         feats = self.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
         x_proj = self.project(feats, prev_labels)
         state = self.zero_state(b, images.device) if state is None else state
+        if span is None:
+            return self.run_steps(feats, x_proj, prev_labels, state, core)
+        logits, novelty = [], []
+        for f, xp, pl in zip(*(x.split(span.steps, dim=1) for x in (feats, x_proj, prev_labels))):
+            lg, nv, state = span(f, xp, pl, state)
+            logits.append(lg)
+            if nv is not None:
+                novelty.append(nv)
+        return torch.cat(logits, dim=1), torch.cat(novelty, dim=1) if novelty else None, state
+
+    def run_steps(self, feats: torch.Tensor, x_proj: torch.Tensor, prev_labels: torch.Tensor,
+                  state: dict[str, torch.Tensor], core=None):
+        """Steps through K steps of time: feats [B, K, F], x_proj [B, K, P], prev_labels [B, K, C]
+        -> logits [B, K, C], novelty [B, K] or None, state."""
         core = self.core if core is None else core
         logits, novelty = [], []
         for f, xp, pl in zip(feats.unbind(1), x_proj.unbind(1), prev_labels.unbind(1)):

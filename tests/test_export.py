@@ -138,6 +138,8 @@ def test_parity_over_whole_episodes(exports):
         assert result["logits_max_abs"] <= 1e-4 and result["prediction_mismatches"] == 0
         assert all(result["state_max_abs"][n] <= result["state_bound"][n] for n in result["state_max_abs"])
         assert any(line.startswith("parity onnxruntime (CPU) vs PyTorch") for line in exports[name]["lines"])
+        carried = exports[name]["report"]["parity"]["onnxruntime_carried"]
+        assert carried["passed"] and carried["steps"] == result["steps"]
 
 
 def test_parity_check_catches_a_different_model(exports, tmp_path):
@@ -150,6 +152,35 @@ def test_parity_check_catches_a_different_model(exports, tmp_path):
     candidate = P.run_episodes(P.onnxruntime_step(exports["flat"]["dir"] / contract.ONNX_FILE), learner.state_shapes(), inputs)
     result = P.compare(reference, candidate, P.FP32)
     assert not result["passed"] and result["failures"]
+
+
+def test_forced_parity_checks_each_step_where_carried_state_has_parted():
+    """A least-used-slot near-tie can send two exact implementations' carried states apart for good:
+    the strict gate feeds each step PyTorch's state (forced_by), so it checks the step itself; a
+    different model still fails it."""
+    learner = build_learner(FLAT).eval()
+    inputs = P.episode_inputs(3, 12, 4, 50)
+    shapes = learner.state_shapes()
+    exact = P.torch_step(learner)
+    calls = {"n": 0}
+
+    def parted(feeds):  # computes the same step, but once writes its memory into other rows, as a flipped tie would
+        out = dict(exact(feeds))
+        calls["n"] += 1
+        if calls["n"] == 10:
+            name = contract.state_out("memory")
+            out[name] = np.roll(out[name], 1, axis=1)
+        return out
+
+    reference = P.run_episodes(exact, shapes, inputs, record=True)
+    assert len(reference.step_states) == 50 and not reference.step_states[0]["memory"].any()
+    carried = P.compare(reference, P.run_episodes(parted, shapes, inputs), P.FP32)
+    calls["n"] = 0
+    forced = P.compare(reference, P.run_episodes(parted, shapes, inputs, forced_by=reference), P.FP32)
+    assert not carried["passed"] and forced["passed"], (carried["failures"], forced["failures"])
+    torch.manual_seed(123)
+    other = build_learner(FLAT).eval()
+    assert not P.compare(reference, P.run_episodes(P.torch_step(other), shapes, inputs, forced_by=reference), P.FP32)["passed"]
 
 
 def test_episode_inputs_feed_the_previous_label():

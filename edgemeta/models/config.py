@@ -73,7 +73,10 @@ PRESETS: dict[str, dict] = {
     "lstm": dict(arch="lstm", image_size=20, num_classes=5, encoder="flat"),
     # The product learner for the live demo: CNN encoder (pretrained as a classifier, then meta-trained
     # with the rest), up to 10 classes, novelty head.
-    "default": dict(arch="mann", image_size=28, num_classes=10, encoder="conv", embedding_norm=True, novelty=True),
+    # Its CNN is twice the width of the config's default (32/64/128 channels): pretrained, that moved a
+    # nearest neighbour over an episode's embeddings from 96.6% to 97.9% at the 2nd instance on meta-test.
+    "default": dict(arch="mann", image_size=28, num_classes=10, encoder="conv", conv_channels=(32, 64, 128),
+                    embedding_norm=True, novelty=True),
 }
 
 

@@ -79,6 +79,8 @@ class TrainConfig:
             raise EdgemetaError(f"unknown compile mode {self.compile_mode!r}; valid: {', '.join(COMPILE_MODES)}")
         if self.compile_steps < 0:
             raise EdgemetaError(f"compile_steps must be >= 0 (0: automatic), got {self.compile_steps}")
+        if self.compile_steps and not self.compile:
+            raise EdgemetaError("--compile-steps sets how many steps one compiled graph spans; add --compile, or drop it")
 
     @property
     def total_steps(self) -> int:

@@ -168,6 +168,7 @@ def test_cli_flags_reach_the_train_config(tmp_path, monkeypatch):
     cfg = seen["cfg"]
     assert (cfg.workers, cfg.compile, cfg.compile_mode, cfg.compile_steps) == (2, True, "default", 0)
     assert main(argv + ["--compile-steps", "5"]) == 0 and seen["cfg"].compile_steps == 5
+    assert main(["train", "--out", str(tmp_path / "r"), "--compile-steps", "5"]) != 0  # without --compile
     assert main(["train", "--out", str(tmp_path / "r"), "--compile-mode", "fast"]) != 0
 
 

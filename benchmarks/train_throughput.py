@@ -120,7 +120,7 @@ def synthetic_batch(cfg, batch: int, steps: int, device, seed=0):
 
 
 def model_loops(args, device):
-    from edgemeta.fast_loop import EpisodeLoss, compile_core, default_compile_steps, uses_cuda_graphs
+    from edgemeta.fast_loop import EpisodeLoss, compile_core, uses_cuda_graphs
     from edgemeta.models import build_learner, preset
 
     cfg = preset(args.model)
@@ -140,14 +140,13 @@ def model_loops(args, device):
     compiled_graphs = False
     if not args.no_compile:
         fast = copy.deepcopy(base)
-        per_graph = args.compile_steps or default_compile_steps(device)
-        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode, args.backend, per_graph))
+        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode, args.backend, args.compile_steps))
         loops.append(Loop("compiled", fast, lambda x, p, y: fast_loss(x, p, y)[0], device))
         compiled_graphs = uses_cuda_graphs(device, True, args.compile_mode)
 
     print(f"device {device}, threads {torch.get_num_threads()}, model {args.model}, batch {args.batch}, "
           f"episode length {args.steps}, torch {torch.__version__}"
-          + ("" if args.no_compile else f", compiled: {args.compile_steps or default_compile_steps(device)} steps per graph"))
+          + ("" if args.no_compile else f", compiled: {args.compile_steps} steps per graph"))
     if not args.no_compile:
         t = time.perf_counter()
         for _ in range(3):  # CUDA graphs record on the 2nd-3rd call; everything compiles on the 1st
@@ -172,7 +171,7 @@ def model_loops(args, device):
 def sampling(args, device):
     from edgemeta.data.episodes import EpisodeSampler
     from edgemeta.data.omniglot import load_omniglot, split_classes
-    from edgemeta.fast_loop import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core, default_compile_steps
+    from edgemeta.fast_loop import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core
     from edgemeta.distributed import DistContext
     from edgemeta.models import build_learner, preset
 
@@ -205,8 +204,7 @@ def sampling(args, device):
         learner = build_learner(cfg).to(device)
         opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        core = None if args.no_compile else compile_core(learner, device, args.compile_mode, args.backend,
-                                                         args.compile_steps or default_compile_steps(device))
+        core = None if args.no_compile else compile_core(learner, device, args.compile_mode, args.backend, args.compile_steps)
         step = TrainStep(learner, opt, sched, DistContext(), device, args.batch, 0.5, 10.0, core)
         batches = EpisodeBatches(sampler, cfg.num_classes, 0, args.batch)
         stamps = []
@@ -244,6 +242,10 @@ def main(argv=None) -> int:
         print("error: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
         return 1
     device = torch.device(args.device)
+    if not args.compile_steps:  # what edgemeta train uses on this device
+        from edgemeta.fast_loop import default_compile_steps
+
+        args.compile_steps = default_compile_steps(device)
     model_loops(args, device)
     if args.sampling:
         sampling(args, device)

@@ -69,7 +69,10 @@ def test_novelty_targets_mark_first_appearances():
     assert torch.equal(novelty_targets(labels, 3), expected)
 
 
-def test_compiled_core_matches_plain_and_compiles_once():
+def compiled_against_plain(steps: int) -> tuple[int, object, int]:
+    """Loss, accuracy and gradients of the plain loop against `compile_core(..., steps=steps)` (run twice,
+    so a second call must reuse the graphs) on one batch; asserts they match.
+    -> (graphs compiled, the compiled core, episode length)."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
@@ -78,7 +81,7 @@ def test_compiled_core_matches_plain_and_compiles_once():
     learner = build_learner(ModelConfig(**SMALL))
     x, prev, labels = a_batch()
     # aot_eager: the same tracing and autograd as inductor, without generating C++ (seconds, not a minute)
-    core = compile_core(learner, torch.device("cpu"), backend="aot_eager")
+    core = compile_core(learner, torch.device("cpu"), backend="aot_eager", steps=steps)
     results = []
     for loss_fn in (EpisodeLoss(learner, 0.5), EpisodeLoss(learner, 0.5, core), EpisodeLoss(learner, 0.5, core)):
         learner.zero_grad()
@@ -89,38 +92,25 @@ def test_compiled_core_matches_plain_and_compiles_once():
     assert loss1 == pytest.approx(loss0, rel=1e-6) and acc1 == acc0
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], rtol=1e-5, atol=1e-7, msg=name)
+    return counters["stats"]["unique_graphs"], core, x.shape[1]
+
+
+def test_compiled_core_matches_plain_and_compiles_once():
+    graphs, _, _ = compiled_against_plain(steps=1)
     # step 0 (fresh state) and steps 1..T-1 share one graph: one compile per run, not two
-    assert counters["stats"]["unique_graphs"] == 1
+    assert graphs == 1
 
 
 def test_compiled_spans_of_steps_match_plain_and_compile_once_per_span_length():
     """--compile-steps K: K steps per compiled graph (the CPU default, 10) computes the same loss and
     gradients; time is cut into spans of K, a shorter last span compiling once more."""
-    from torch._dynamo.utils import counters
-
     from edgemeta.fast_loop import CompiledSpan
 
-    torch._dynamo.reset()
-    counters.clear()
-    torch.manual_seed(0)
-    learner = build_learner(ModelConfig(**SMALL))
-    x, prev, labels = a_batch()
-    steps = x.shape[1]
-    span = compile_core(learner, torch.device("cpu"), backend="aot_eager", steps=5)
+    graphs, span, steps = compiled_against_plain(steps=5)
     assert isinstance(span, CompiledSpan) and span.steps == 5 and steps % 5 != 0
-    results = []
-    for loss_fn in (EpisodeLoss(learner, 0.5), EpisodeLoss(learner, 0.5, span), EpisodeLoss(learner, 0.5, span)):
-        learner.zero_grad()
-        loss, acc = loss_fn(x, prev, labels)
-        loss.backward()
-        results.append((loss.item(), acc.item(), {n: p.grad.clone() for n, p in learner.named_parameters()}))
-    (loss0, acc0, g0), (loss1, acc1, g1), _ = results
-    assert loss1 == pytest.approx(loss0, rel=1e-6) and acc1 == acc0
-    for name in g0:
-        torch.testing.assert_close(g1[name], g0[name], rtol=1e-5, atol=1e-7, msg=name)
-    assert counters["stats"]["unique_graphs"] == 2  # spans of 5 and the last, shorter one
+    assert graphs == 2  # spans of 5 and the last, shorter one
     with pytest.raises(EdgemetaError, match="compile steps must be >= 1"):
-        compile_core(learner, torch.device("cpu"), backend="aot_eager", steps=0)
+        compile_core(build_learner(ModelConfig(**SMALL)), torch.device("cpu"), backend="aot_eager", steps=0)
 
 
 def test_workers_sample_exactly_the_loops_episodes():

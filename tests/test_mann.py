@@ -98,3 +98,44 @@ def test_zero_state_gradients_are_finite():
     logits, _, _ = m.unroll(torch.rand(2, 5, 1, 8, 8), torch.zeros(2, 5, 3))
     logits.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+EMBED_KEYS = dict(arch="mann", image_size=8, num_classes=4, encoder="conv", conv_channels=(4,), embedding=16,
+                  embedding_norm=True, controller=16, memory_slots=8, memory_width=16, read_heads=2)
+
+
+def test_embedding_keys_start_as_the_embedding():
+    """key_init='embedding': before any training every head's key is tanh(KEY_SCALE * embedding),
+    whatever the controller's state, so the first reads are cosine nearest neighbours on the embedding."""
+    from edgemeta.models.mann import KEY_SCALE
+
+    torch.manual_seed(5)
+    g = torch.Generator().manual_seed(5)
+    images = torch.rand(6, 1, 1, 8, 8, generator=g).round()  # six random binary "drawings"
+    m = build_learner(ModelConfig(**EMBED_KEYS, key_init="embedding"))
+    with torch.no_grad():
+        for probe in range(3):
+            state, prev = m.zero_state(1), torch.zeros(1, 4)
+            for label, img in enumerate(images[:5]):  # five steps: the controller's state moves away from zero
+                _, _, state = m.step(img, prev, state)
+                prev = torch.nn.functional.one_hot(torch.tensor([label % 4]), 4).float()
+            _, _, state = m.step(images[probe], prev, state)
+            expected = torch.tanh(KEY_SCALE * m.encoder(images[probe]))
+            assert state["h"].abs().max() > 0.01
+            torch.testing.assert_close(state["keys"][0], expected.expand(2, -1))  # both heads, whatever h is
+    # the default start: keys depend on the controller's state too
+    random = build_learner(ModelConfig(**EMBED_KEYS))
+    with torch.no_grad():
+        _, _, state = random.step(images[0], torch.zeros(1, 4), random.zero_state(1))
+    assert not torch.allclose(state["keys"][0], torch.tanh(KEY_SCALE * random.encoder(images[0])).expand(2, -1), atol=0.05)
+
+
+def test_embedding_keys_need_a_matching_memory_width():
+    import pytest
+
+    from edgemeta import EdgemetaError
+
+    with pytest.raises(EdgemetaError, match="memory_width == embedding"):
+        ModelConfig(**{**EMBED_KEYS, "memory_width": 12}, key_init="embedding")
+    with pytest.raises(EdgemetaError, match="unknown key_init"):
+        ModelConfig(**EMBED_KEYS, key_init="pca")

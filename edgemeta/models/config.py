@@ -7,6 +7,7 @@ from edgemeta import EdgemetaError
 
 ARCHS = ("mann", "lstm")
 ENCODERS = ("flat", "conv")
+KEY_INITS = ("random", "embedding")
 
 
 @dataclass
@@ -34,6 +35,12 @@ class ModelConfig:
     # together with the previous step's key, so a read returns the label of similar past inputs.
     # False gives the paper's exact LRUA (slower to learn: the LSTM must carry x_{t-1} to bind it to y_{t-1}).
     label_memory: bool = True
+    # How the heads' keys start: "random" (a learned projection from a random start) or "embedding":
+    # keys start as tanh(KEY_SCALE * embedding) (the features' share of the key weights an identity, the
+    # controller's share zero), so the first reads are a nearest neighbour on the pretrained embedding
+    # and meta-training refines that instead of finding a projection from scratch. Needs a conv encoder
+    # without pixel_skip and memory_width == embedding.
+    key_init: str = "random"
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
@@ -46,6 +53,12 @@ class ModelConfig:
                 raise EdgemetaError(f"model option {name} must be >= 1, got {getattr(self, name)}")
         if (self.pixel_skip or self.embedding_norm) and self.encoder != "conv":
             raise EdgemetaError("pixel_skip and embedding_norm shape a conv encoder's output; set encoder='conv' or drop them")
+        if self.key_init not in KEY_INITS:
+            raise EdgemetaError(f"unknown key_init {self.key_init!r}; valid: {', '.join(KEY_INITS)}")
+        if self.key_init == "embedding" and (self.encoder != "conv" or self.pixel_skip
+                                             or self.memory_width != self.embedding):
+            raise EdgemetaError("key_init='embedding' starts keys as the conv embedding: needs encoder='conv', "
+                                f"no pixel_skip and memory_width == embedding ({self.embedding}), got {self.memory_width}")
         if self.read_heads > self.memory_slots:
             raise EdgemetaError("read_heads must not exceed memory_slots")
         if not 0.0 < self.gamma <= 1.0:

@@ -35,6 +35,10 @@ from edgemeta.models.learner import LSTMController, StepLearner
 
 EPS = 1e-6  # keeps norms of the all-zero fresh memory differentiable (d sqrt(x)/dx is inf at 0)
 TIE_BREAK = 1e-5  # per-slot usage offset: slot i counts as used i * TIE_BREAK more than slot 0
+# key_init="embedding": keys start as tanh(KEY_SCALE * e) for the fixed-length embedding e (unit-sized
+# entries on average), where tanh is still nearly linear, so cosine reads start close to the cosine
+# nearest neighbour on e.
+KEY_SCALE = 0.5
 
 
 class MANNLearner(StepLearner):
@@ -54,6 +58,11 @@ class MANNLearner(StepLearner):
             bias = self.heads.bias.view(heads, w + 2)
             bias[:, w].fill_(-3.0)
             bias[:, w + 1].fill_(10.0)
+            if cfg.key_init == "embedding":
+                weight = self.heads.weight.view(heads, w + 2, -1)
+                weight[:, :w].zero_()
+                weight[:, :w, cfg.controller:] = KEY_SCALE * torch.eye(w)
+                bias[:, :w].zero_()
         self.out = nn.Linear(cfg.controller + heads * self.row, cfg.num_classes)
         self.novelty = nn.Linear(cfg.controller + heads * self.row, 1) if cfg.novelty else None
         self.register_buffer("tie_break", torch.arange(n, dtype=torch.float32) * TIE_BREAK, persistent=False)

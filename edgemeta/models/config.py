@@ -41,6 +41,11 @@ class ModelConfig:
     # and meta-training refines that instead of finding a projection from scratch. Needs a conv encoder
     # without pixel_skip and memory_width == embedding.
     key_init: str = "random"
+    # False: the key weights (the heads' key rows) get no gradient and keep their start; with
+    # key_init="embedding" every key is then tanh(KEY_SCALE * embedding) for good, so memory reads stay a
+    # cosine nearest neighbour on the pretrained embedding on any alphabet, and meta-training learns
+    # only when and how sharply to read and write, and what to answer.
+    train_keys: bool = True
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
@@ -59,6 +64,8 @@ class ModelConfig:
                                              or self.memory_width != self.embedding):
             raise EdgemetaError("key_init='embedding' starts keys as the conv embedding: needs encoder='conv', "
                                 f"no pixel_skip and memory_width == embedding ({self.embedding}), got {self.memory_width}")
+        if not self.train_keys and self.key_init != "embedding":
+            raise EdgemetaError("train_keys=False keeps the keys at their start; that start must be key_init='embedding'")
         if self.read_heads > self.memory_slots:
             raise EdgemetaError("read_heads must not exceed memory_slots")
         if not 0.0 < self.gamma <= 1.0:

@@ -63,6 +63,14 @@ class MANNLearner(StepLearner):
                 weight[:, :w].zero_()
                 weight[:, :w, cfg.controller:] = KEY_SCALE * torch.eye(w)
                 bias[:, :w].zero_()
+        if not cfg.train_keys:
+            # A gradient mask rather than a separate fixed key: the step (and so every exported graph)
+            # stays the same function of the same weights, only training leaves the key rows alone.
+            rows = torch.ones(heads, w + 2, 1)
+            rows[:, :w] = 0.0
+            self.register_buffer("key_grad_mask", rows.reshape(heads * (w + 2), 1), persistent=False)
+            self.heads.weight.register_hook(lambda g: g * self.key_grad_mask)
+            self.heads.bias.register_hook(lambda g: g * self.key_grad_mask[:, 0])
         self.out = nn.Linear(cfg.controller + heads * self.row, cfg.num_classes)
         self.novelty = nn.Linear(cfg.controller + heads * self.row, 1) if cfg.novelty else None
         self.register_buffer("tie_break", torch.arange(n, dtype=torch.float32) * TIE_BREAK, persistent=False)

@@ -21,6 +21,10 @@ Departures from the paper, each for a reason:
   uniform, which slows learning a lot;
 - each write head takes its own least-used slot (the paper's w^lu has the H least-used slots set),
   so two heads never write the same slot by accident;
+- optionally (`key_init="embedding"`, the product `default`), keys that start as the pretrained
+  embedding itself (memory as wide as the embedding; the key weights an identity on the features and
+  zero on the controller), so the first reads are a cosine nearest neighbour over the episode so far,
+  the strongest one-shot rule a pretrained embedding offers; `train_keys=False` keeps them there;
 - ties in usage (all zero in a fresh learner) are broken by a tiny fixed per-slot offset, so the
   least-used set always has exactly H slots without OneHot/ScatterND (TensorRT cannot run them).
 """

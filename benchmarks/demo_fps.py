@@ -27,7 +27,7 @@ STAGES = ("decode", "preprocess", "step", "overlay", "output")
 
 def make_clip(path: Path, frames: int, classes: int) -> dict[int, int]:
     """Write a synthetic session to `path`; returns {frame: label} teaching the first shot of each class."""
-    from edgemeta.runtime.video import VideoRecorder, VideoSource
+    from edgemeta.runtime.camera.sources import VideoRecorder, VideoSource
 
     fpshot = 10
     shots = max(1, -(-frames // (classes * (fpshot + 2))))
@@ -49,9 +49,9 @@ def make_clip(path: Path, frames: int, classes: int) -> dict[int, int]:
 
 def one_run(model: str, video: str, events: dict, threads: int | None, max_frames: int, prefetch: bool,
             preprocess_in_capture: bool = True):
-    from edgemeta.runtime.demo import DemoCore, run_headless
+    from edgemeta.runtime.demo.core import DemoCore, run_headless
     from edgemeta.runtime.learner import Learner
-    from edgemeta.runtime.video import VideoSource
+    from edgemeta.runtime.camera.sources import VideoSource
 
     learner = Learner.load(model, threads=threads)
     core = DemoCore(learner)
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     import cv2
 
     from edgemeta import EdgemetaError
-    from edgemeta.runtime.demo import configure_opencv, resolve_model
+    from edgemeta.runtime.demo.core import configure_opencv, resolve_model
 
     configure_opencv()
     if args.cv_threads is not None:

@@ -17,7 +17,7 @@ python3 -m pip install --quiet --no-deps --no-build-isolation -e . >"$OUT/instal
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" 2>&1 | tee -a "$OUT/summary.txt"
 
 log "CUDA-graph loop equals the plain loop"
-timeout 120 python3 -m pytest -q -m gpu tests/test_fast_loop.py 2>&1 | tail -n 5 | tee -a "$OUT/summary.txt"
+timeout 120 python3 -m pytest -q -m gpu tests/training/test_compiled_step.py 2>&1 | tail -n 5 | tee -a "$OUT/summary.txt"
 
 for batch in 1024 4096; do
   log "throughput, batch $batch (reference, plain, compiled = CUDA graphs)"

@@ -4,12 +4,12 @@
 
 Exports the checkpoint three ways into a temporary directory:
   traced  `learner.step` traced as training runs it (export_step(lean=False)): the naive export
-  lean    the deployment rewrite (export/lean_step.py): what `edgemeta export` writes as learner.onnx
+  lean    the deployment rewrite (export/mann_graph.py): what `edgemeta export` writes as learner.onnx
   int8    lean with int8 weights (export/int8.py): learner.int8.onnx, `edgemeta export --int8`
 and times, with the loops taking turns every 100 steps so a busy machine slows them alike:
   naive session.run on traced (the baseline: plain dict feeds, outputs fed back as state),
-  the runtime's path (IOBinding, double-buffered state; runtime/ort_backend.py) on each export,
-  the native backend (the whole step as one C function; runtime/native_backend.py) on lean, with
+  the runtime's path (IOBinding, double-buffered state; runtime/backends/ort.py) on each export,
+  the native backend (the whole step as one C function; runtime/backends/native/backend.py) on lean, with
   int8 and with float32 weights (--no-native leaves it out, e.g. where there is no C compiler).
 It also prints each graph's node count after ONNX Runtime's own optimisations and the cost of one
 trivial node on this machine, which together explain where a step's time goes.
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def export_variants(checkpoint: Path, out: Path) -> dict[str, Path]:
-    from edgemeta.checkpoint import learner_from_checkpoint, load_checkpoint
+    from edgemeta.training.checkpoint import learner_from_checkpoint, load_checkpoint
     from edgemeta.export.checkpoint_export import checkpoint_metadata
     from edgemeta.export.int8 import quantize_int8
     from edgemeta.export.onnx_export import export_step

@@ -7,7 +7,7 @@ operation; a MANN step is ~40 small operations per time step, too small to split
 way to use N cores is N processes (one thread each) that split the *batch*, as
 `torchrun --nproc-per-node N -m edgemeta train --threads 1 [--compile]` does: DistributedDataParallel
 over gloo, gradients averaged (the same update as one process with the whole batch; tested in
-tests/test_distributed.py).
+tests/training/test_distributed.py).
 
 One iteration = one optimizer step on a batch of episodes in memory (unroll, loss, backward, clip,
 Adam). Loops, each from the same initial weights:
@@ -46,8 +46,8 @@ def worker(rank: int, world: int, port: int, model: str, batch: int, steps: int,
     """One data-parallel process: on each command, time that many training iterations on its rows."""
     import torch.distributed as dist
 
-    from edgemeta.distributed import DistContext
-    from edgemeta.fast_loop import TrainStep, compile_core, default_compile_steps
+    from edgemeta.training.distributed import DistContext
+    from edgemeta.training.compiled_step import TrainStep, compile_core, default_compile_steps
     from edgemeta.models import build_learner, preset
 
     torch.set_num_threads(1)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
 
-    from edgemeta.fast_loop import EpisodeLoss
+    from edgemeta.training.compiled_step import EpisodeLoss
     from edgemeta.models import build_learner, preset
 
     cfg = preset(args.model)

@@ -120,7 +120,7 @@ def synthetic_batch(cfg, batch: int, steps: int, device, seed=0):
 
 
 def model_loops(args, device):
-    from edgemeta.fast_loop import EpisodeLoss, compile_core, uses_cuda_graphs
+    from edgemeta.training.compiled_step import EpisodeLoss, compile_core, uses_cuda_graphs
     from edgemeta.models import build_learner, preset
 
     cfg = preset(args.model)
@@ -171,8 +171,8 @@ def model_loops(args, device):
 def sampling(args, device):
     from edgemeta.data.episodes import EpisodeSampler
     from edgemeta.data.omniglot import load_omniglot, split_classes
-    from edgemeta.fast_loop import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core
-    from edgemeta.distributed import DistContext
+    from edgemeta.training.compiled_step import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core
+    from edgemeta.training.distributed import DistContext
     from edgemeta.models import build_learner, preset
 
     cfg = preset(args.model)
@@ -184,7 +184,7 @@ def sampling(args, device):
         sampler.sample(args.batch, np.random.default_rng([0, k]))
         times.append(time.perf_counter() - t)
     print(f"sampling with augmentation, in the loop's process: {args.batch / statistics.median(times):.0f} episodes/s")
-    from edgemeta.data.device_episodes import DeviceEpisodeSampler
+    from edgemeta.data.device_sampler import DeviceEpisodeSampler
 
     on_device = DeviceEpisodeSampler(torch.from_numpy(images).to(device), cfg.num_classes, 5, instances=args.steps // 5,
                                      augment=True)
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
         return 1
     device = torch.device(args.device)
     if not args.compile_steps:  # what edgemeta train uses on this device
-        from edgemeta.fast_loop import default_compile_steps
+        from edgemeta.training.compiled_step import default_compile_steps
 
         args.compile_steps = default_compile_steps(device)
     model_loops(args, device)

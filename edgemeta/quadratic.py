@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from edgemeta import EdgemetaError
-from edgemeta.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
+from edgemeta.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
 from edgemeta.data.quadratic import (
     oracle_predictions, running_mean_predictions, nmse_by_index, sample_episodes,
 )
@@ -207,9 +207,9 @@ def quadratic_table(result: dict) -> str:
 def run_quadratic_eval(run, episodes: int = 1000, seed: int = 0, device: str = "auto", out_dir=None,
                        log=print) -> dict:
     """Evaluate a quadratic checkpoint (or run dir) on fresh functions; print the table, write eval.json."""
-    from edgemeta.checkpoint import resolve_checkpoint
+    from edgemeta.training.checkpoint import resolve_checkpoint
     from edgemeta.runtime.atomic import atomic_write_text
-    from edgemeta.train import pick_device
+    from edgemeta.training.loop import pick_device
 
     ckpt = load_checkpoint(run)
     learner = learner_from_quadratic_checkpoint(ckpt)
@@ -235,7 +235,7 @@ def train_quadratic(cfg: QuadraticConfig, out: str | Path, resume: bool = False,
     """
     from tqdm import tqdm
 
-    from edgemeta.train import pick_device
+    from edgemeta.training.loop import pick_device
 
     out = Path(out)
     try:

@@ -24,7 +24,7 @@ def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False
 
     data: Omniglot directory for the parity episodes (default $EDGEMETA_DATA; synthetic drawings without).
     """
-    from edgemeta.checkpoint import load_checkpoint
+    from edgemeta.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     if trt:
@@ -242,7 +242,7 @@ def _export_quadratic(ckpt: dict, out_dir, log) -> dict:
 
 
 def _learner(ckpt: dict):
-    from edgemeta.checkpoint import learner_from_checkpoint
+    from edgemeta.training.checkpoint import learner_from_checkpoint
 
     try:
         return learner_from_checkpoint(ckpt)

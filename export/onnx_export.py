@@ -49,12 +49,12 @@ def io_names(learner) -> tuple[list[str], list[str]]:
 
 
 def step_module(learner, lean: bool = True) -> nn.Module:
-    """The module to trace: the deployment rewrite of a MANN step (export/lean_step.py: same function,
+    """The module to trace: the deployment rewrite of a MANN step (export/mann_graph.py: same function,
     about half the nodes) unless lean=False, else the training step as written."""
     from edgemeta.models.mann import MANNLearner
 
     if lean and isinstance(learner, MANNLearner):
-        from .lean_step import LeanMANNStep
+        from .mann_graph import LeanMANNStep
 
         return LeanMANNStep(learner)
     return StepGraph(learner)

@@ -210,7 +210,7 @@ def format_parity(backend: str, result: dict) -> str:
 # --- backends ------------------------------------------------------------------------------------
 def torch_step(learner) -> StepFn:
     """The reference: the learner's own `step` as training runs it (the ONNX graph of a MANN is traced
-    from its deployment rewrite, export/lean_step.py, which this check proves equal)."""
+    from its deployment rewrite, export/mann_graph.py, which this check proves equal)."""
     import torch
 
     from edgemeta.export.onnx_export import StepGraph, io_names

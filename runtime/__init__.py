@@ -15,9 +15,9 @@ _EXPORTS = {
     "resolve_learner": "edgemeta.runtime.learner",
     "ContractError": "edgemeta.runtime.contract_check",
     "RuntimeStateError": "edgemeta.runtime.state_file",
-    "frame_to_input": "edgemeta.runtime.frames",
-    "FrameResult": "edgemeta.runtime.frames",
-    "FrameError": "edgemeta.runtime.frames",
+    "frame_to_input": "edgemeta.runtime.camera.frames",
+    "FrameResult": "edgemeta.runtime.camera.frames",
+    "FrameError": "edgemeta.runtime.camera.frames",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -124,7 +124,7 @@ def naive_ort_loop(path, threads: int | None, images, onehots, providers=None):
     """Plain session.run with dict feeds and the state outputs fed back: the baseline."""
     import onnxruntime as ort
 
-    from edgemeta.runtime.ort_backend import resolve_providers
+    from edgemeta.runtime.backends.ort import resolve_providers
 
     so = ort.SessionOptions()
     if threads:

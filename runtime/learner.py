@@ -117,7 +117,7 @@ def _open_backend(path: Path, backend: str, providers, threads, batch: int, prec
     if backend == "native":
         if path.suffix in ENGINE_SUFFIXES:
             raise EdgemetaError(f"{path} is a TensorRT engine; backend 'native' reads learner.onnx (or use backend='trt')")
-        from edgemeta.runtime.native_backend import NativeBackend
+        from edgemeta.runtime.backends.native.backend import NativeBackend
 
         return NativeBackend(path, threads=threads, batch=batch, precision=precision, providers=providers)
     if backend == "auto":
@@ -128,12 +128,12 @@ def _open_backend(path: Path, backend: str, providers, threads, batch: int, prec
                 f"backend 'trt' runs TensorRT engines; {path} is an ONNX file: build learner.engine with "
                 "`edgemeta export --trt`, or use backend='ort' with providers=['tensorrt'] (ONNX Runtime's TensorRT EP)"
             )
-        from edgemeta.runtime.trt_backend import TrtBackend
+        from edgemeta.runtime.backends.trt import TrtBackend
 
         return TrtBackend(path, batch=batch)
     if path.suffix in ENGINE_SUFFIXES:
         raise EdgemetaError(f"{path} is a TensorRT engine; load it with backend='trt' (or pass the learner.onnx for onnxruntime)")
-    from edgemeta.runtime.ort_backend import OrtBackend
+    from edgemeta.runtime.backends.ort import OrtBackend
 
     return OrtBackend(path, providers=providers, threads=threads, batch=batch)
 
@@ -167,7 +167,7 @@ class Learner:
 
         backend: "ort" (ONNX Runtime), "trt" (a TensorRT engine), "auto" (by file type: ort or trt), or
                  "native": the whole step as one compiled C function, for MANN learners with a flat
-                 encoder (mann) on a CPU; needs a C compiler the first time (runtime/native_backend.py).
+                 encoder (mann) on a CPU; needs a C compiler the first time (runtime/backends/native/backend.py).
         providers: ONNX Runtime execution providers, e.g. ["CUDAExecutionProvider", "CPUExecutionProvider"]
                    or aliases "tensorrt", "cuda", "cpu"; None picks the best available.
         threads: CPU threads for ONNX Runtime (None: its default). batch: independent streams B.
@@ -368,7 +368,7 @@ class Learner:
         if x.dtype.kind != "f":
             raise EdgemetaError(
                 f"image: dtype {x.dtype}; expected a float ink map in [0, 1] (ink = 1.0); "
-                "convert camera frames with edgemeta.runtime.frames.frame_to_input"
+                "convert camera frames with edgemeta.runtime.camera.frames.frame_to_input"
             )
         if x.shape == (b, 1, s, s):
             return x

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from edgemeta.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from edgemeta.commands.evaluate import run_eval
+from edgemeta.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from edgemeta.cli.evaluate import run_eval
 from edgemeta.export import export_checkpoint
 from edgemeta.runtime.atomic import atomic_write_text
 

@@ -75,7 +75,7 @@ TINY_TRAIN = dict(model="tiny", ways=(3, 3), instances=5, episodes=150 * 16, bat
 def tiny_run(tmp_path_factory, data_dir) -> Path:
     """Run directory of the tiny trained learner (last.pt, best.pt, metrics.jsonl)."""
     from edgemeta.models import ModelConfig
-    from edgemeta.train import TrainConfig, train
+    from edgemeta.training.loop import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny_run")
     train(ModelConfig(**TINY_MODEL), TrainConfig(**TINY_TRAIN, data=str(data_dir)), out, progress=False, log=lambda *a: None)
@@ -85,7 +85,7 @@ def tiny_run(tmp_path_factory, data_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_run, tmp_path_factory) -> Path:
     """The tiny trained learner exported to ONNX (image_size 12, 3 classes)."""
-    from edgemeta.checkpoint import learner_from_checkpoint, load_checkpoint
+    from edgemeta.training.checkpoint import learner_from_checkpoint, load_checkpoint
     from edgemeta.export.onnx_export import export_step
     from edgemeta.runtime.preprocess import PREPROCESS_ID
 

@@ -23,7 +23,7 @@ class ModelConfig:
     # the CNN learns better features.
     pixel_skip: bool = False
     # conv encoder: scale the embedding to a fixed length (sqrt(embedding)): its direction, not its
-    # length, carries the class (what encoder pretraining trains for; see edgemeta/pretrain.py).
+    # length, carries the class (what encoder pretraining trains for; see edgemeta/training/pretrain.py).
     embedding_norm: bool = False
     controller: int = 200  # LSTM controller units (paper: 200)
     memory_slots: int = 128  # external memory rows (paper: 128)

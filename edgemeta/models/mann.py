@@ -117,7 +117,7 @@ class MANNLearner(StepLearner):
 def lrua_access(cfg: ModelConfig, tie_break: torch.Tensor, p: torch.Tensor, prev_label: torch.Tensor,
                 state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The memory half of a step, shared by training (`MANNLearner.core`) and the exported graph
-    (export/lean_step.py): head parameters p [B, H, W + 2] (key, write gate, read sharpness) ->
+    (export/mann_graph.py): head parameters p [B, H, W + 2] (key, write gate, read sharpness) ->
     the next memory, read, read_weights, usage (and keys with label_memory)."""
     heads, w = cfg.read_heads, cfg.memory_width
     keys = torch.tanh(p[..., :w])  # [B, H, W]

@@ -1,0 +1,141 @@
+"""`edgemeta demo`: learn new classes live from a camera (a window), or headless from a script / ground truth."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from edgemeta.cli.options import data_option
+
+DEFAULT_SOURCE = "synthetic://omniglot"
+
+
+@click.command()
+@click.option("--model", "model", default=None, metavar="M",
+              help="An exported learner (.onnx), or a shipped one by name: default, mann. [default, else mann]")
+@click.option("--source", default=None, metavar="URI",
+              help="0, /dev/videoN, csi://0, file://clip.mp4, a folder of images, rtsp://..., synthetic://omniglot?... "
+                   f"[the --device profile's camera, else {DEFAULT_SOURCE}]")
+@click.option("--device", "device", default=None, metavar="PROFILE",
+              help="A device profile (name or .toml): providers, threads, camera, state folder.")
+@click.option("--backend", type=click.Choice(["auto", "ort", "trt", "native"]), default="auto", show_default=True,
+              help="native: the runtime's one-call C step (MANN learners with a flat encoder, e.g. --model mann).")
+@click.option("--headless", is_flag=True, help="No window: process the source to its end, print a summary.")
+@click.option("--script", type=click.Path(dir_okay=False), default=None, metavar="EVENTS.csv",
+              help="Headless: teach class LABEL at source frame FRAME for each line 'FRAME,LABEL' (header frame,label).")
+@click.option("--log", "log", type=click.Path(dir_okay=False), default=None, metavar="LOG.jsonl",
+              help="One JSON record per processed frame: frame, pred, confidence, taught, found, unknown.")
+@click.option("--record", type=click.Path(dir_okay=False), default=None, metavar="OUT.mp4",
+              help="Write the annotated video (mp4v).")
+@click.option("--state", "state", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Learned state: loaded at start if it exists, saved on exit (keys s/l use it too).")
+@click.option("--shots-to-teach", type=click.IntRange(0, 20), default=3, show_default=True, metavar="K",
+              help="Headless on synthetic:// without --script: teach the first K shots of each class.")
+@click.option("--max-frames", type=click.IntRange(1), default=None, metavar="N", help="Stop after N frames.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, metavar="T",
+              help="Say '?' when the confidence is below T.")
+@click.option("--novelty-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Say '?' when the learner's novelty output is above this (learners with a novelty head).")
+@data_option
+def command(model, source, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
+            threshold, novelty_threshold, data):
+    """Show symbols to a camera and teach them with keys 1-9, 0; it names what it sees from then on.
+
+    Headless (--headless) runs a source to its end, taught by --script, or on synthetic:// by the session's
+    ground truth (printing the learning curve), and writes --log / --record.
+    """
+    from edgemeta import EdgemetaError
+    from edgemeta.runtime.demo.core import DemoCore, configure_opencv, resolve_model, run_headless, run_interactive
+    from edgemeta.runtime.demo.events import load_events
+    from edgemeta.runtime.learner import Learner
+    from edgemeta.runtime.camera.sources import VideoSource, parse_uri
+
+    if script and not headless:
+        raise EdgemetaError("--script needs --headless (in the window, keys 1-9, 0 teach)")
+    profile = _profile(device) if device else None
+    if not headless:
+        from edgemeta.runtime.demo.core import check_display
+
+        check_display()
+    uri = source or (profile.camera if profile is not None else DEFAULT_SOURCE)
+    parse_uri(uri)  # a mistyped source fails before the model loads
+    kwargs = {}
+    if profile is not None and backend != "native":  # a profile's providers are ONNX Runtime's
+        import onnxruntime
+
+        kwargs = profile.learner_kwargs(onnxruntime.get_available_providers())
+    path = resolve_model(model)
+    learner = Learner.load(path, backend=backend, **kwargs)
+    events = load_events(script, learner.num_classes) if script else None
+    state_path = Path(state) if state else (profile.state_file if profile is not None else None)
+    if state_path is not None:
+        _check_state_path(state_path)
+    if state_path is not None and state_path.exists():
+        learner.load_state(state_path)
+        click.echo(f"loaded learned state from {state_path} ({learner.num_taught} examples taught)")
+
+    if data and uri.startswith("synthetic://") and "data=" not in uri:
+        os.environ["EDGEMETA_DATA"] = str(data)  # the synthetic camera reads $EDGEMETA_DATA by default
+    # The profile's camera mode; files, folders and synthetic sessions ignore it.
+    size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None else {}
+    configure_opencv()
+    core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
+    # Decoding and preprocessing run in the source's thread, the learner and the overlay in this one.
+    with VideoSource(uri, prefetch=True, transform=core.prepare, **size) as video:
+        click.echo(f"model {learner.path.name}: {learner.num_classes} classes, {learner.input_size}x{learner.input_size} input; "
+                   f"source {uri}")
+        try:
+            if headless:
+                result = run_headless(video, core, events=events, shots_to_teach=shots_to_teach, log=log,
+                                      record=record, max_frames=max_frames, echo=click.echo)
+                _summary(result, learner)
+            else:
+                run_interactive(video, core, state_path=state_path, log=log, record=record, max_frames=max_frames)
+        finally:
+            if state_path is not None:  # saved even when the run ends in an error: nothing learned is lost
+                learner.save_state(state_path)
+                click.echo(f"saved learned state to {state_path}")
+
+
+def _check_state_path(path: Path) -> None:
+    """Fail now on a state file that can never be written, not after the session whose learning it should keep."""
+    from edgemeta import EdgemetaError
+
+    if path.is_dir():
+        raise EdgemetaError(f"--state {path} is a directory; pass a file name such as {path / 'state.npz'}")
+    for folder in path.parents:  # the nearest existing folder must be a writable directory
+        if folder.exists():
+            if not folder.is_dir():
+                raise EdgemetaError(f"--state {path}: {folder} is a file, not a directory; pass another path")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise EdgemetaError(f"--state {path}: cannot write in {folder} (read-only or no permission); pass another path")
+            return
+
+
+def _profile(name):
+    from edgemeta import EdgemetaError
+
+    try:
+        from edgemeta.devices.profiles import load_profile
+    except ModuleNotFoundError as e:
+        if e.name == "edgemeta.devices.profiles":
+            raise EdgemetaError("--device needs device profiles, which this edgemeta lacks: upgrade edgemeta") from None
+        raise
+    return load_profile(name)
+
+
+def _summary(result, learner) -> None:
+    stopped = " (stopped by Ctrl-C)" if result.interrupted else ""
+    click.echo(f"processed {result.frames} frames{stopped}: a symbol was found in {result.found}, {result.taught} taught; "
+               f"{learner.num_taught} examples known")
+    if result.curve is not None and result.curve.rows():
+        click.echo("learning curve (accuracy on untaught frames that show a symbol, by examples of its class taught):")
+        click.echo(result.curve.format())
+    if result.missed_events:
+        shown = ", ".join(str(f) for f in result.missed_events[:5]) + (" ..." if len(result.missed_events) > 5 else "")
+        click.echo(f"warning: the source ended after {result.frames} frames; scripted frames {shown} never came", err=True)
+    if result.log:
+        click.echo(f"wrote {result.log}")
+    if result.record:
+        click.echo(f"wrote {result.record}")

@@ -1,1 +1,0 @@
-"""One module per `edgemeta` subcommand, each defining `command`. Heavy imports go inside the command."""

@@ -1,0 +1,1 @@
+"""Meta-training: the loop, the compiled step, data-parallel processes, encoder pretraining, checkpoints."""

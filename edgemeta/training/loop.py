@@ -1,0 +1,339 @@
+"""Meta-training: episodes in, a learner out. Readable top to bottom, resumable, deterministic on CPU.
+
+Every batch of episodes is drawn from a generator seeded by (seed, step), so a run resumed from
+step k sees exactly the episodes an uninterrupted run would have seen, whatever happened before.
+Under torchrun (see edgemeta/training/distributed.py) the same global batch is split among the processes,
+so this holds across world sizes too; rank 0 alone validates, logs and writes checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgemeta import EdgemetaError
+from edgemeta.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
+from edgemeta.models import ModelConfig, build_learner
+
+
+SAMPLERS = ("auto", "host", "device")
+
+
+@dataclass
+class TrainConfig:
+    task: str = "omniglot"  # "omniglot" (few-shot classification) or "quadratic" (Hochreiter 2001)
+    model: str = "mann"  # preset the model config came from: mann | lstm | default
+    ways: tuple[int, int] = (5, 5)  # classes per episode, a range for a varying number of ways
+    instances: int | None = 10  # examples per class (episode length = ways * instances) ...
+    steps: int | None = None  # ... or a fixed episode length split among the ways
+    episodes: int = 100_000  # total training episodes (optimizer steps = episodes / batch_size)
+    batch_size: int = 32  # episodes per optimizer step
+    lr: float = 1e-3  # Adam learning rate
+    lr_min_ratio: float = 0.1  # cosine decay to lr * lr_min_ratio by the last step
+    grad_clip: float = 10.0  # global gradient-norm clip: recurrent nets spike now and then
+    novelty_weight: float = 0.5  # weight of the novelty loss, where the learner has that head
+    augment: bool = True  # the paper's augmentation (90-degree class rotations, small jitter)
+    seed: int = 0  # seeds weights and every episode
+    val_every: int = 200  # optimizer steps between validations (and best-checkpoint updates)
+    val_episodes: int = 500  # validation episodes (5-way, or C-way if C < 5; 10 instances; validation classes)
+    ckpt_every: int = 100  # optimizer steps between last-checkpoint saves
+    device: str = "auto"  # cpu | cuda | auto
+    threads: int = 0  # torch CPU threads, 0 = torch's default
+    data: str | None = None  # Omniglot directory (else $EDGEMETA_DATA)
+    workers: int = 0  # processes sampling episodes ahead of training (0: sample in the training loop)
+    sampler: str = "auto"  # host (numpy + OpenCV) | device (torch ops on the device) | auto (device on CUDA)
+    compile: bool = False  # torch.compile the learner's step for training (same numbers, faster; compiles first)
+    compile_mode: str = "auto"  # torch.compile mode; auto: CUDA graphs on CUDA, inductor's default on CPU
+    compile_steps: int = 0  # steps of time per compiled graph; 0: 10 on CPU, 1 on CUDA (fast_loop.default_compile_steps)
+    pretrain_epochs: int = 0  # conv encoder: epochs as a character classifier before meta-training (edgemeta/training/pretrain.py)
+    encoder_lr_scale: float = 1.0  # the encoder's learning rate as a fraction of lr (below 1: keep pretrained features)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ways, int):
+            self.ways = (self.ways, self.ways)
+        self.ways = tuple(int(w) for w in self.ways)
+        if self.episodes < 1 or self.batch_size < 1:
+            raise EdgemetaError("episodes and batch_size must be >= 1")
+        if not self.lr > 0:
+            raise EdgemetaError(f"learning rate must be > 0, got {self.lr}")
+        if self.pretrain_epochs < 0:
+            raise EdgemetaError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        if not self.encoder_lr_scale >= 0:
+            raise EdgemetaError(f"encoder_lr_scale must be >= 0, got {self.encoder_lr_scale}")
+        if self.workers < 0:
+            raise EdgemetaError(f"workers must be >= 0, got {self.workers}")
+        if self.sampler not in SAMPLERS:
+            raise EdgemetaError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if self.sampler == "device" and self.workers:
+            raise EdgemetaError("--workers sample on the host; with --sampler device there is nothing for them to do")
+        from edgemeta.training.compiled_step import COMPILE_MODES
+
+        if self.compile_mode not in COMPILE_MODES:
+            raise EdgemetaError(f"unknown compile mode {self.compile_mode!r}; valid: {', '.join(COMPILE_MODES)}")
+        if self.compile_steps < 0:
+            raise EdgemetaError(f"compile_steps must be >= 0 (0: automatic), got {self.compile_steps}")
+        if self.compile_steps and not self.compile:
+            raise EdgemetaError("--compile-steps sets how many steps one compiled graph spans; add --compile, or drop it")
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, math.ceil(self.episodes / self.batch_size))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ways"] = list(self.ways)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EdgemetaError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise EdgemetaError(f"unknown device {name!r}; valid: auto, cpu, cuda")
+    return torch.device(name)
+
+
+class OmniglotTask:
+    """Samplers over the pinned split, sized for the model's input."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig):
+        from edgemeta.data.episodes import EpisodeSampler
+        from edgemeta.data.omniglot import load_omniglot, split_classes
+
+        images = load_omniglot(cfg.data).images(model_cfg.image_size)
+        split = split_classes()
+        if cfg.ways[1] > model_cfg.num_classes:
+            raise EdgemetaError(f"--ways {cfg.ways[1]} exceeds the model's {model_cfg.num_classes} classes")
+        self.train = EpisodeSampler(
+            images[split["train"]], model_cfg.num_classes, cfg.ways, instances=cfg.instances, steps=cfg.steps,
+            augment=cfg.augment,
+        )
+        self.validation_images = images[split["validation"]]
+        self.train_images = images[split["train"]]
+
+    def device_sampler(self, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device):
+        from edgemeta.data.device_sampler import DeviceEpisodeSampler
+
+        return DeviceEpisodeSampler(torch.from_numpy(self.train_images).to(device), model_cfg.num_classes, cfg.ways,
+                                    instances=cfg.instances, steps=cfg.steps, augment=cfg.augment)
+
+
+def param_groups(learner, cfg: TrainConfig) -> list[dict]:
+    """One Adam group, or two where the encoder learns at its own rate (--encoder-lr-scale), or one
+    without the encoder where that rate is 0 (a frozen encoder: see _train)."""
+    if cfg.encoder_lr_scale == 1.0:
+        return [{"params": list(learner.parameters())}]
+    encoder = list(learner.encoder.parameters())
+    ids = {id(p) for p in encoder}
+    rest = [p for p in learner.parameters() if id(p) not in ids]
+    if cfg.encoder_lr_scale == 0.0:
+        return [{"params": rest}]
+    return [{"params": rest}, {"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale}]
+
+
+def uses_device_sampler(cfg: TrainConfig, device: torch.device) -> bool:
+    return cfg.sampler == "device" or (cfg.sampler == "auto" and device.type == "cuda" and not cfg.workers)
+
+
+def episode_loss(learner, images, prev, labels, novelty_weight: float):
+    """(loss, accuracy) of one batch of episodes; see fast_loop.EpisodeLoss."""
+    from edgemeta.training.compiled_step import EpisodeLoss
+
+    return EpisodeLoss(learner, novelty_weight)(images, prev, labels)
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+          log=print) -> dict:
+    """Meta-train into `out` (last.pt, best.pt, metrics.jsonl). Returns the final metrics.
+
+    Started by torchrun, every process calls this; they train together (see edgemeta/training/distributed.py).
+    """
+    from edgemeta.training import distributed
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ctx, device = distributed.setup(pick_device(cfg.device))
+    try:
+        return _train(model_cfg, cfg, Path(out), resume, progress, log, ctx, device)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _resume_point(out: Path, model_cfg: ModelConfig, resume: bool, ctx):
+    """Rank 0 reads last.pt (if resuming) and hands it to every rank: -> (checkpoint or None, message, error)."""
+    ckpt, message, error = None, None, None
+    if ctx.is_main and resume:
+        try:
+            if (out / LAST).exists():
+                ckpt = load_checkpoint(out / LAST)
+                if ModelConfig.from_dict(ckpt["model_config"]).to_dict() != model_cfg.to_dict():  # defaults of newer fields filled in
+                    raise EdgemetaError(
+                        f"{out / LAST} was trained with a different model config; use a new --out or the same options")
+            else:
+                message = f"nothing to resume in {out}; starting fresh"
+        except EdgemetaError as e:
+            error = str(e)
+    # one broadcast: the other ranks need not see `out` (multi-node runs without a shared disk)
+    return ctx.broadcast((ckpt, message, error))
+
+
+def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, progress: bool, log, ctx,
+           device: torch.device) -> dict:
+    from tqdm import tqdm
+
+    from edgemeta.evaluation.accuracy import accuracy_by_instance
+    from edgemeta.training.compiled_step import (EpisodeBatches, TrainStep, batch_stream, compile_core, default_compile_steps,
+                                    device_batch_stream,
+                                    uses_cuda_graphs)
+
+    if not ctx.is_main:
+        log = _silent
+    if cfg.pretrain_epochs and model_cfg.encoder != "conv":
+        raise EdgemetaError(f"--pretrain-epochs trains a conv encoder; the {cfg.model} learner reads raw pixels "
+                            "(use --model default, or drop the option)")
+    torch.manual_seed(cfg.seed)
+    learner = build_learner(model_cfg).to(device)
+    opt = torch.optim.Adam(param_groups(learner, cfg), lr=cfg.lr)
+    total = cfg.total_steps
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
+    step, best, history = 0, -1.0, []
+    ckpt, message, error = _resume_point(out, model_cfg, resume, ctx)
+    if error:
+        raise EdgemetaError(error)
+    # The data before --out: a missing or malformed dataset is reported before anything is written.
+    task = OmniglotTask(model_cfg, cfg)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    if message:
+        log(message)
+    if ckpt is not None:
+        learner.load_state_dict(ckpt["model"])
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+        except ValueError as e:  # e.g. another --encoder-lr-scale: one parameter group instead of two
+            raise EdgemetaError(f"{out / LAST}: its optimizer does not fit these options ({e}); resume with the "
+                                "options it was trained with, or use a new --out") from None
+        sched.load_state_dict(ckpt["scheduler"])
+        step, best = ckpt["step"], ckpt["metrics"].get("best_val", -1.0)
+        log(f"resumed {out / LAST} at step {step}/{total}")
+        old_lr = sched.base_lrs[0]
+        if not math.isclose(old_lr, cfg.lr):
+            # The scheduler's state carries the base rates it was made with; --lr given now wins.
+            ratio = cfg.lr / old_lr
+            sched.base_lrs = [base * ratio for base in sched.base_lrs]
+            for group in opt.param_groups:
+                group["lr"] *= ratio
+            log(f"learning rate: base {cfg.lr:g} from --lr (the checkpoint's run used {old_lr:g})")
+    fresh = ckpt is None
+    del ckpt
+
+    def payload(metrics: dict) -> dict:
+        return training_payload(cfg.task, model_cfg, cfg, learner, opt, sched, step, metrics)
+
+    def save(name: str, metrics: dict) -> None:
+        if ctx.is_main:
+            save_checkpoint(out / name, payload(metrics))
+
+    if fresh and cfg.pretrain_epochs and ctx.is_main:
+        # Rank 0 alone, before TrainStep wraps the learner: DistributedDataParallel hands rank 0's weights
+        # to the other ranks when it wraps them (they wait for it there meanwhile).
+        from edgemeta.training.pretrain import pretrain_encoder
+
+        pretrained = pretrain_encoder(learner.encoder, task.train_images, task.validation_images, cfg.pretrain_epochs,
+                                      cfg.seed, device, progress=progress, log=log)
+        # A checkpoint at step 0, so that --resume after an interruption does not pretrain again.
+        save(LAST, {"step": 0, "best_val": best, "pretrain": pretrained})
+
+    if cfg.encoder_lr_scale == 0.0:
+        learner.encoder.requires_grad_(False)  # frozen (after any pretraining): no gradients computed for it
+    core = None
+    if cfg.compile:
+        core = compile_core(learner, device, cfg.compile_mode, steps=cfg.compile_steps or default_compile_steps(device))
+    train_step = TrainStep(learner, opt, sched, ctx, device, cfg.batch_size, cfg.novelty_weight, cfg.grad_clip, core,
+                           cuda_graphs=uses_cuda_graphs(device, cfg.compile, cfg.compile_mode))
+    if uses_device_sampler(cfg, device):
+        stream = device_batch_stream(task.device_sampler(model_cfg, cfg, device), cfg.seed, ctx.shard(cfg.batch_size),
+                                     step, total, ctx.rank)
+    else:
+        batches = EpisodeBatches(task.train, model_cfg.num_classes, cfg.seed, cfg.batch_size, ctx.shard(cfg.batch_size))
+        stream = batch_stream(batches, step, total, device, cfg.workers)
+    if ctx.enabled:
+        log(f"training on {ctx.world_size} processes ({device.type}), {cfg.batch_size} episodes per step in all")
+
+    interrupted = False
+
+    def on_sigterm(signum, frame):  # a service manager stopping us gets the same clean save as Ctrl-C
+        raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, on_sigterm)
+    t0, seen0 = time.perf_counter(), step
+    run_loss = run_acc = None
+    metrics: dict = {"best_val": best}
+    # Reading a step's loss makes the host wait for the device to finish that step. On a GPU, read
+    # them every `read_every` steps so the host queues the next steps meanwhile (same running means).
+    read_every = 1 if device.type == "cpu" else 25
+    pending: list[torch.Tensor] = []
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.model}", unit="step", disable=not (progress and ctx.is_main),
+               dynamic_ncols=True)
+    try:
+        for x, prev, labels in stream:
+            pending.append(train_step(x, prev, labels))
+            step += 1
+            validate = ctx.is_main and (step % cfg.val_every == 0 or step == total)
+            checkpoint = step % cfg.ckpt_every == 0 or step == total
+            if len(pending) >= read_every or validate or checkpoint:
+                for loss, acc in torch.stack(pending).tolist():
+                    run_loss = loss if run_loss is None else 0.98 * run_loss + 0.02 * loss
+                    run_acc = acc if run_acc is None else 0.98 * run_acc + 0.02 * acc
+                pending.clear()
+                eps = (step - seen0) * cfg.batch_size / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{run_loss:.3f}", acc=f"{run_acc:.3f}", eps=f"{eps:.0f}/s")
+                metrics = {"step": step, "loss": run_loss, "train_acc": run_acc, "episodes_per_s": eps, "best_val": best}
+            bar.update(1)
+            if validate:
+                val = accuracy_by_instance(learner, task.validation_images, min(5, model_cfg.num_classes), 10,
+                                           cfg.val_episodes, seed=cfg.seed + 1, device=str(device))
+                score = float(np.mean(val["accuracy"][1:]))  # instances 2..10: what few-shot learning is about
+                metrics.update(val=val["accuracy"], val_score=score, elapsed_s=time.perf_counter() - t0)
+                history.append(metrics)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                bar.write(f"step {step}: val acc by instance {val['accuracy']}")
+                if score > best:
+                    best = score
+                    metrics["best_val"] = best
+                    save(BEST, metrics)
+            if checkpoint:
+                save(LAST, metrics)
+        ctx.barrier()  # every rank returns once rank 0's last checkpoint is on disk
+    except KeyboardInterrupt:
+        interrupted = True
+        save(LAST, metrics)
+        if ctx.is_main:
+            bar.write(f"interrupted: saved {out / LAST} at step {step}; continue with --resume")
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, old_term)
+    if interrupted:
+        raise KeyboardInterrupt
+    return metrics
+
+
+def _silent(*args, **kwargs) -> None:
+    """`log` on ranks other than 0: one voice per job."""

@@ -1,0 +1,504 @@
+"""Video sources chosen by URI: the only runtime module that opens devices.
+
+The grammar is jetson-inference's, which Jetson users already know:
+
+  0, 1, /dev/video0, v4l2:///dev/video0   a V4L2 camera
+  csi://0                                 a MIPI CSI camera through GStreamer's nvarguscamerasrc (Jetson)
+  file://clip.mp4, clip.mp4               a video file
+  file://frames/, frames/                 a folder of images, read in natural sort order (or one image)
+  rtsp://host:8554/stream                 a network stream
+  synthetic://omniglot?classes=5&seed=0   the synthetic camera (runtime/camera/synthetic.py)
+
+`VideoSource.read()` returns a BGR uint8 frame, or None when no frame came in time. A live source that
+fails is reopened with bounded exponential backoff; what was learned lives in the learner, not here, so a
+reconnect loses nothing. A finite source (file, folder, synthetic session) that has no more frames returns
+None with `.ended` set.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import parse_qsl, urlsplit
+
+import cv2
+import numpy as np
+
+from edgemeta import EdgemetaError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+SCHEMES = ("v4l2", "csi", "file", "rtsp", "synthetic")
+_URI_HELP = (
+    "use a camera index (0), /dev/videoN, csi://N, file://PATH or a path to a video or a folder of images, "
+    "rtsp://HOST/PATH, or synthetic://omniglot"
+)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a URI means: which kind of source, what to open, and how."""
+
+    kind: str  # "v4l2", "csi", "file", "images", "rtsp", "synthetic"
+    uri: str  # as the user wrote it
+    target: object  # device path or index, file/folder path, stream URL, or the pipeline string (csi)
+    api: int = cv2.CAP_ANY  # OpenCV capture backend
+    live: bool = False  # live sources reconnect on failure; finite ones end
+    params: dict = field(default_factory=dict)  # synthetic:// query parameters
+
+
+def parse_uri(uri: str | int, width: int = 1280, height: int = 720, fps: int = 30) -> SourceSpec:
+    """Turn a source URI into a SourceSpec without opening anything (so it is testable anywhere).
+
+    width/height/fps shape the csi:// pipeline (the sensor mode) and are requested from V4L2 cameras.
+    """
+    text = str(uri).strip()
+    if not text:
+        raise EdgemetaError(f"empty video source: {_URI_HELP}")
+    if text.isdigit():
+        return SourceSpec("v4l2", text, int(text), cv2.CAP_V4L2, live=True)
+    if re.fullmatch(r"/dev/video\d+", text):
+        return SourceSpec("v4l2", text, text, cv2.CAP_V4L2, live=True)
+    if "://" not in text:
+        return _path_spec(text, Path(text))
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme == "v4l2":
+        device = parts.netloc + parts.path  # v4l2:///dev/video0 -> /dev/video0; v4l2://0 -> 0
+        if device.isdigit():
+            return SourceSpec("v4l2", text, int(device), cv2.CAP_V4L2, live=True)
+        if not re.fullmatch(r"/dev/video\d+", device):
+            raise EdgemetaError(f"{text!r}: expected v4l2:///dev/videoN or v4l2://N")
+        return SourceSpec("v4l2", text, device, cv2.CAP_V4L2, live=True)
+    if scheme == "csi":
+        sensor = parts.netloc or parts.path.strip("/")
+        if not sensor.isdigit():
+            raise EdgemetaError(f"{text!r}: expected csi://N with N the sensor id, e.g. csi://0")
+        pipeline = csi_pipeline(int(sensor), width, height, fps)
+        return SourceSpec("csi", text, pipeline, cv2.CAP_GSTREAMER, live=True)
+    if scheme == "file":
+        # file:///abs/path and file://relative/path (jetson-inference accepts both)
+        return _path_spec(text, Path(parts.netloc + parts.path))
+    if scheme in ("rtsp", "rtsps"):
+        return SourceSpec("rtsp", text, text, cv2.CAP_FFMPEG, live=True)
+    if scheme == "synthetic":
+        generator = parts.netloc or parts.path.strip("/")
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        return SourceSpec("synthetic", text, generator, live=False, params=params)
+    raise EdgemetaError(f"unknown video source scheme {scheme + '://'!r} in {text!r}: {_URI_HELP}")
+
+
+def csi_pipeline(sensor: int, width: int, height: int, fps: int, flip: int = 0) -> str:
+    """The GStreamer pipeline for a Jetson CSI camera, ending in BGR frames for OpenCV's appsink.
+
+    nvarguscamerasrc delivers NV12 in NVMM (GPU) memory; nvvidconv copies it out as BGRx and
+    videoconvert drops the x. drop=1/max-buffers=1: the demo wants the newest frame, not a backlog.
+    """
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! "
+        f"video/x-raw(memory:NVMM), width=(int){width}, height=(int){height}, "
+        f"framerate=(fraction){fps}/1, format=(string)NV12 ! "
+        f"nvvidconv flip-method={flip} ! video/x-raw, format=(string)BGRx ! "
+        "videoconvert ! video/x-raw, format=(string)BGR ! appsink drop=1 max-buffers=1"
+    )
+
+
+def _path_spec(uri: str, path: Path) -> SourceSpec:
+    path = path.expanduser()
+    if path.is_dir():
+        return SourceSpec("images", uri, path)
+    if not path.exists():
+        raise EdgemetaError(f"video source {uri!r}: {path} does not exist; {_URI_HELP}")
+    if not os.access(path, os.R_OK):
+        raise EdgemetaError(f"video source {uri!r}: {path} is not readable; check its permissions")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return SourceSpec("images", uri, path)  # a single image: a one-frame video
+    return SourceSpec("file", uri, path, cv2.CAP_FFMPEG)
+
+
+# --- backends: each opens one kind of source; read() -> frame or None, live ones may fail ---------
+
+
+class _CaptureBackend:
+    """cv2.VideoCapture for cameras, CSI pipelines, files and streams."""
+
+    def __init__(self, spec: SourceSpec, width: int | None, height: int | None, timeout_ms: int):
+        self.spec = spec
+        args = [spec.target if isinstance(spec.target, int) else str(spec.target), spec.api]
+        if spec.kind in ("rtsp", "file"):
+            # Bounded waits: without them a dead stream blocks read() for half a minute.
+            args.append([cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        with _quiet_opencv():  # our one-line error replaces OpenCV's own warnings about the failed open
+            self.cap = cv2.VideoCapture(*args)
+        if not self.cap.isOpened():
+            self.cap.release()
+            raise EdgemetaError(_cannot_open(spec))
+        if spec.kind == "v4l2":
+            if width:
+                self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            if height:
+                self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a stale queue
+
+    def read(self) -> Optional[np.ndarray]:
+        ok, frame = self.cap.read()
+        if not ok or frame is None:
+            return None
+        return _as_bgr(frame)
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class _ImageFolderBackend:
+    """The images of a folder in natural order (img2 before img10), or one image, as a finite video."""
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+        target = Path(spec.target)
+        if target.is_file():
+            files = [target]
+        else:
+            files = [p for p in target.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+        if not files:
+            raise EdgemetaError(
+                f"video source {spec.uri!r}: no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {spec.target}"
+            )
+        self.files = sorted(files, key=_natural_key)
+        self.next = 0
+
+    def read(self) -> Optional[np.ndarray]:
+        if self.next >= len(self.files):
+            return None
+        path = self.files[self.next]
+        self.next += 1
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise EdgemetaError(f"cannot decode image {path}: remove it from the folder or convert it to PNG/JPEG")
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
+def _natural_key(path: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
+def _gstreamer_available() -> bool:
+    return re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) is not None
+
+
+def _cannot_open(spec: SourceSpec) -> str:
+    if spec.kind == "v4l2":
+        return (
+            f"cannot open camera {spec.uri!r}: check that it is plugged in (ls /dev/video*), not used by another "
+            "program, and that you are in the 'video' group"
+        )
+    if spec.kind == "csi":
+        if not _gstreamer_available():
+            return (
+                f"cannot open {spec.uri!r}: this OpenCV was built without GStreamer; on a Jetson use the system "
+                "OpenCV (sudo apt install python3-opencv; pip uninstall opencv-python) in a venv with "
+                "--system-site-packages"
+            )
+        return f"cannot open {spec.uri!r}: check the ribbon cable and that nvargus-daemon runs (sudo systemctl restart nvargus-daemon)"
+    if spec.kind == "rtsp":
+        return f"cannot open stream {spec.uri!r}: check the address, the network and that the server is streaming"
+    return f"cannot read video {spec.uri!r}: not a video OpenCV can decode; convert it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+
+
+# --- the source the demo uses ----------------------------------------------------------------------
+
+
+class VideoSource:
+    """A frame source chosen by URI, with reconnection for live sources.
+
+    read() -> BGR uint8 frame, or None (no frame this time; check .ended for the end of a finite source).
+    `frame_index` is the 0-based index of the last frame returned (-1 before the first); `truth` holds the
+    synthetic camera's ground truth for that frame (None for real sources).
+
+    A live source that stops delivering is closed and reopened after a backoff that doubles from
+    `backoff_s` up to `max_backoff_s`; after `reconnect_tries` failed reopenings in a row it raises
+    EdgemetaError. `open_backend` and `sleep` can be replaced (tests, other capture stacks).
+
+    prefetch=True decodes in a background thread (OpenCV releases the GIL while decoding), so decoding
+    overlaps the demo's learner step on a second core. A finite source then queues a few frames and never
+    drops one; a live source keeps only the newest frame (lowest latency), and read() returns None when no
+    frame arrives within `timeout_ms`. `transform(frame)`, if given, runs on every frame in that same
+    thread (the demo preprocesses there); its result for the frame read() returned is `prepared`.
+    """
+
+    def __init__(
+        self,
+        uri: str | int,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        fps: int = 30,
+        timeout_ms: int = 5000,
+        reconnect_tries: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        prefetch: bool = False,
+        transform: Callable[[np.ndarray], object] | None = None,
+        open_backend: Callable[[SourceSpec], object] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        dataset=None,
+    ):
+        self.spec = parse_uri(uri, width or 1280, height or 720, fps)
+        self.uri = self.spec.uri
+        self.reconnect_tries = reconnect_tries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.timeout_s = timeout_ms / 1000.0
+        self._sleep = sleep
+        self._dataset = dataset
+        self._open_backend = open_backend or (lambda spec: self._default_backend(spec, width, height, timeout_ms))
+        self.frame_index = -1
+        self.ended = False
+        self.truth = None
+        self.prepared = None
+        self._transform = transform
+        self.reconnects = 0  # successful reopenings (for the overlay and the log)
+        self._failed_reopens = 0
+        self.backend = self._open_backend(self.spec)
+        self._num_frames = self._count_frames()
+        self.fps = self._native_fps(fps)
+        self._queue = self._thread = None
+        if prefetch:
+            self._start_prefetch()
+
+    def _default_backend(self, spec: SourceSpec, width, height, timeout_ms):
+        if spec.kind == "images":
+            return _ImageFolderBackend(spec)
+        if spec.kind == "synthetic":
+            from edgemeta.runtime.camera.synthetic import SyntheticCamera
+
+            return SyntheticCamera.from_params(spec.target, spec.params, dataset=self._dataset)
+        return _CaptureBackend(spec, width, height, timeout_ms)
+
+    @property
+    def live(self) -> bool:
+        return self.spec.live
+
+    def __len__(self) -> int:
+        """Frames in a finite source, when known (0 when unknown)."""
+        return self._num_frames
+
+    def _count_frames(self) -> int:
+        n = getattr(self.backend, "num_frames", None)
+        if n is not None:
+            return int(n)
+        if isinstance(self.backend, _ImageFolderBackend):
+            return len(self.backend.files)
+        if isinstance(self.backend, _CaptureBackend) and not self.live:
+            return max(0, int(self.backend.cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        return 0
+
+    def _native_fps(self, default: float) -> float:
+        if isinstance(self.backend, _CaptureBackend):
+            native = self.backend.cap.get(cv2.CAP_PROP_FPS)
+            if 1.0 <= native <= 240.0:
+                return float(native)
+        return float(default)
+
+    def read(self) -> Optional[np.ndarray]:
+        if self.ended:
+            return None
+        frame, truth, exhausted, prepared = self._take() if self._queue is not None else self._next()
+        if frame is None:
+            if exhausted:
+                self.ended = True
+                self.truth = self.prepared = None
+            return None
+        self.frame_index += 1
+        self.truth, self.prepared = truth, prepared
+        return frame
+
+    def _next(self) -> tuple:
+        """One attempt at the next frame: (frame or None, ground truth, source exhausted, transformed)."""
+        if self.backend is None and not self._reopen():
+            return None, None, False, None
+        frame = self.backend.read()
+        if frame is None:
+            if not self.live:
+                return None, None, True, None
+            self._drop()
+            return None, None, False, None
+        self._failed_reopens = 0
+        prepared = self._transform(frame) if self._transform is not None else None
+        return frame, getattr(self.backend, "truth", None), False, prepared
+
+    def _drop(self) -> None:
+        """A live source stopped delivering: close it; the next attempt reopens it after a backoff."""
+        try:
+            self.backend.close()
+        finally:
+            self.backend = None
+
+    def _reopen(self) -> bool:
+        if self._failed_reopens >= self.reconnect_tries:
+            raise EdgemetaError(
+                f"lost video source {self.uri!r} and could not reopen it after {self.reconnect_tries} tries; "
+                "check the camera and its cable, or raise the retry count"
+            )
+        self._sleep(min(self.max_backoff_s, self.backoff_s * 2**self._failed_reopens))
+        try:
+            self.backend = self._open_backend(self.spec)
+        except EdgemetaError:
+            self._failed_reopens += 1
+            return False
+        self.reconnects += 1
+        return True
+
+    # --- prefetching in a background thread ---
+
+    def _start_prefetch(self) -> None:
+        self._queue = queue.Queue(maxsize=1 if self.live else 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name=f"video {self.uri}", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._next()
+            except BaseException as e:  # handed to the reader, which raises it
+                item = e
+            if self.live:
+                try:  # keep only the newest frame: a stale one is worth less than none
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+                self._queue.put(item)
+            else:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+            if isinstance(item, BaseException) or item[2]:
+                return
+
+    def _take(self) -> tuple:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.timeout_s if self.live else 0.5)
+            except queue.Empty:
+                if self.live:
+                    return None, None, False, None  # a timeout: no frame this time
+                if not self._thread.is_alive():
+                    return None, None, True, None
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            while True:  # unblock the pump if it waits on a full queue
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._thread.join(timeout=self.timeout_s + 1.0)
+            stuck = self._thread.is_alive()  # blocked in a driver call: leave it the backend, it is a daemon
+            self._thread = None
+            if stuck:
+                return
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoRecorder:
+    """Annotated frames to an .mp4 (mp4v), published atomically when closed successfully.
+
+    The frames go to a hidden temporary file beside the target (same extension, because OpenCV picks the
+    container from it); close() fsyncs and renames it, abort() removes it: an old recording survives a
+    failed run.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0, fourcc: str = "mp4v"):
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.fourcc = fourcc
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        os.chmod(self.tmp, _file_mode())  # mkstemp makes 0600; the published file should be like any other
+        self.writer = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            if not self.writer.isOpened():
+                self.abort()
+                raise EdgemetaError(f"cannot write video {self.path}: use an .mp4 or .avi file name in a writable folder")
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        """Publish the recording; None (and no file) if no frame was written."""
+        if self.writer is None:
+            self.abort()
+            return None
+        self.writer.release()
+        self.writer = None
+        with open(self.tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def _file_mode() -> int:
+    """The mode open() would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

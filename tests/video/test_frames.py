@@ -1,0 +1,175 @@
+"""Camera frames -> learner input, tested on synthetic frames: Omniglot characters drawn on paper with
+uneven lighting and sensor noise; blank or cluttered frames must say "no character found"."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgemeta import EdgemetaError
+from edgemeta.runtime.camera.frames import FrameError, _pad_square, centred_roi, frame_to_input
+from edgemeta.runtime.preprocess import ink_to_input
+
+
+def paper(rng, h=480, w=640, noise=6.0, gradient=True) -> np.ndarray:
+    """A gray page, brighter to one side (a lamp), with sensor noise. float32 0..255."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    page = np.full((h, w), 195.0, np.float32)
+    if gradient:
+        page += 45.0 * (xx / w - 0.5) + 30.0 * (yy / h - 0.5)
+    return page + rng.normal(0.0, noise, (h, w)).astype(np.float32)
+
+
+def draw(rng, drawing, side, centre=None, ink=45.0, h=480, w=640, **kw):
+    """Put an Omniglot drawing (105x105, paper = 1) on paper, `side` pixels wide. Returns BGR uint8 and its box."""
+    page = paper(rng, h, w, **kw)
+    stroke = cv2.resize((1.0 - drawing).astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+    cy, cx = centre or (h // 2, w // 2)
+    y0, x0 = cy - side // 2, cx - side // 2
+    region = page[y0 : y0 + side, x0 : x0 + side]
+    page[y0 : y0 + side, x0 : x0 + side] = region * (1.0 - stroke) + ink * stroke
+    page = cv2.GaussianBlur(page, (3, 3), 0.8)  # a slightly soft lens
+    ys, xs = np.nonzero(stroke > 0.5)
+    box = (x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    return cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR), box
+
+
+def canonical(drawing, size):
+    """The drawing itself, centred the way frame_to_input centres what it finds."""
+    ink = drawing == 0
+    ys, xs = np.nonzero(ink)
+    square = _pad_square(ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], None)
+    mask = cv2.resize(square.astype(np.float32), (105, 105), interpolation=cv2.INTER_AREA) >= 0.5
+    return ink_to_input(mask.astype(np.float32), size)
+
+
+@pytest.fixture(scope="module")
+def drawings(omniglot):
+    from edgemeta.data.omniglot import split_classes
+
+    return omniglot.drawings(split_classes()["test"][:12])  # (12, 20, 105, 105), held-out characters
+
+
+def test_characters_on_paper_are_found_and_match_omniglot(drawings):
+    rng = np.random.default_rng(0)
+    for c in range(12):
+        side = int(rng.integers(140, 260))
+        centre = (240 + int(rng.integers(-25, 25)), 320 + int(rng.integers(-25, 25)))
+        frame, box = draw(rng, drawings[c, 0], side, centre)
+        result = frame_to_input(frame, 20)
+        assert result.found, result.reason
+        assert result.image.shape == (20, 20) and result.image.dtype == np.float32
+        assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+        x, y, w, h = result.bbox
+        bx, by, bw, bh = box
+        assert abs(x - bx) <= 6 and abs(y - by) <= 6 and abs(w - bw) <= 10 and abs(h - bh) <= 10
+        corr = np.corrcoef(result.image.ravel(), canonical(drawings[c, 0], 20).ravel())[0, 1]
+        assert corr > 0.9, f"character {c}: correlation {corr:.2f} with the Omniglot preprocessing"
+
+
+def test_gray_bgra_and_float_frames(drawings):
+    rng = np.random.default_rng(1)
+    frame, _ = draw(rng, drawings[0, 0], 200)
+    reference = frame_to_input(frame, 28).image
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    for variant in (gray, cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA), gray[:, :, None], frame.astype(np.float32) / 255.0):
+        result = frame_to_input(variant, 28)
+        assert result.found and np.abs(result.image - reference).mean() < 0.02
+
+
+def test_custom_region_of_interest(drawings):
+    rng = np.random.default_rng(2)
+    frame, box = draw(rng, drawings[1, 0], 120, centre=(120, 140))  # top left, outside the centred region
+    assert not frame_to_input(frame, 20).found
+    result = frame_to_input(frame, 20, roi=(40, 20, 200, 200))
+    assert result.found and result.roi == (40, 20, 200, 200)
+    assert abs(result.bbox[0] - box[0]) <= 6 and abs(result.bbox[1] - box[1]) <= 6
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda rng: paper(rng), "no ink darker than the paper"),
+    (lambda rng: paper(rng, noise=20.0), "no ink darker than the paper"),
+    (lambda rng: paper(rng, gradient=False) * 0 + 128, "no ink"),
+    (lambda rng: np.zeros((480, 640), np.float32), "no ink"),
+    (lambda rng: speck(rng), "too little ink"),
+    (lambda rng: slab(rng), "no ink"),
+    (lambda rng: dots(rng), "too much ink"),
+])
+def test_no_character_found(make, reason):
+    frame = np.clip(make(np.random.default_rng(3)), 0, 255).astype(np.uint8)
+    result = frame_to_input(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), 20)
+    assert not result.found and result.image is None and result.bbox is None
+    assert result.reason.startswith("no character found") and reason in result.reason
+
+
+def speck(rng):
+    page = paper(rng)
+    page[235:245, 315:325] = 40.0  # a dot of dirt: ink, but far too little for a character
+    return page
+
+
+def slab(rng):
+    page = paper(rng)
+    page[170:310, 250:390] = 40.0  # a big dark block (a thumb, the table): no strokes in it
+    return page
+
+
+def dots(rng):
+    page = paper(rng)
+    for y in range(110, 370, 12):
+        for x in range(190, 450, 12):
+            page[y : y + 8, x : x + 8] = 40.0  # a page of dense marks: more ink than any character
+    return page
+
+
+@pytest.mark.parametrize("frame, message", [
+    ([[0, 1], [2, 3]], "numpy array"),
+    (np.zeros((480, 640, 2), np.uint8), r"got shape \(480, 640, 2\)"),
+    (np.zeros(640, np.uint8), r"got shape \(640,\)"),
+    (np.zeros((4, 4, 3), np.uint8), "too small"),
+    (np.zeros((480, 640, 3), np.int32), "dtype int32"),
+    (np.full((480, 640, 3), np.nan, np.float32), "NaN"),
+    (np.full((480, 640, 3), 255.0, np.float32), r"must lie in \[0, 1\]"),
+])
+def test_bad_frames_are_refused_clearly(frame, message):
+    with pytest.raises(FrameError, match=message) as e:
+        frame_to_input(frame, 20)
+    assert isinstance(e.value, EdgemetaError)
+
+
+def test_bad_options_are_refused_clearly():
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    with pytest.raises(FrameError, match="does not fit"):
+        frame_to_input(frame, 20, roi=(600, 0, 100, 100))
+    with pytest.raises(FrameError, match="roi fraction"):
+        frame_to_input(frame, 20, roi_fraction=1.5)
+    with pytest.raises(FrameError, match="size must be a positive integer"):
+        frame_to_input(frame, 0)
+    assert centred_roi((480, 640), 0.5) == (200, 120, 240, 240)
+
+
+def test_a_learner_learns_from_camera_frames(tiny_onnx, omniglot):
+    """End to end: teach from synthetic camera frames of held-out characters, name new frames of them."""
+    from edgemeta.data.omniglot import split_classes
+    from edgemeta.runtime import Learner
+
+    test_classes = split_classes()["test"]
+    rng = np.random.default_rng(5)
+    right = total = 0
+    with Learner.load(tiny_onnx) as learner:
+        for _ in range(8):
+            learner.reset()
+            classes = rng.choice(test_classes, 3, replace=False)
+            drawings = omniglot.drawings(classes)
+            order = [(c, k) for k in range(2) for c in range(3)]
+            rng.shuffle(order)
+            for c, k in order:
+                result = frame_to_input(draw(rng, drawings[c, k], int(rng.integers(150, 250)))[0], learner.input_size)
+                learner.teach(result.image, c)
+            for c in range(3):
+                for k in range(2, 6):
+                    result = frame_to_input(draw(rng, drawings[c, k], int(rng.integers(150, 250)))[0], learner.input_size)
+                    assert result.found, result.reason
+                    right += int(learner.predict(result.image).label[0] == c)
+                    total += 1
+    assert right / total > 0.55, f"accuracy {right / total:.2f} from frames (chance 0.33)"

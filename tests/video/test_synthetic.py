@@ -1,0 +1,116 @@
+"""The synthetic camera: determinism, ground truth, the schedule, parameters, and what a frame looks like."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgemeta import EdgemetaError
+from edgemeta.runtime.camera.synthetic import LearningCurve, SyntheticCamera, parse_params
+from edgemeta.runtime.camera.sources import VideoSource
+
+SMALL = "synthetic://omniglot?classes=3&shots=2&frames_per_shot=4&gap=1&width=160&height=120"
+
+
+def _session(omniglot, uri):
+    src = VideoSource(uri, dataset=omniglot)
+    frames, truths = [], []
+    while (f := src.read()) is not None:
+        frames.append(f)
+        truths.append(src.truth)
+    assert src.ended
+    return src, frames, truths
+
+
+def test_same_seed_same_session_other_seed_other_session(omniglot):
+    _, a, ta = _session(omniglot, SMALL + "&seed=3")
+    _, b, tb = _session(omniglot, SMALL + "&seed=3")
+    _, c, tc = _session(omniglot, SMALL + "&seed=4")
+    assert len(a) == len(b) == 3 * 2 * (4 + 1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and ta == tb
+    assert [t.omniglot_class for t in ta] != [t.omniglot_class for t in tc]
+    cam = SyntheticCamera(parse_params("omniglot", {"classes": "3", "shots": "2", "frames_per_shot": "4", "gap": "1",
+                                                    "width": "160", "height": "120", "seed": "3"}), dataset=omniglot)
+    frame, truth = cam.render(17)  # random access gives the same frame as reading through
+    assert np.array_equal(frame, a[17]) and truth == ta[17]
+
+
+def test_ground_truth_and_schedule(omniglot):
+    from edgemeta.data.omniglot import split_classes
+
+    src, frames, truths = _session(omniglot, SMALL + "&seed=0")
+    cam = src.backend
+    test_classes = set(split_classes()["test"].tolist())
+    assert set(cam.omniglot_classes.tolist()) <= test_classes  # held-out characters only
+    assert len(cam.class_names) == 3
+    assert [t.frame for t in truths] == list(range(len(frames)))
+    cards = [t for t in truths if t.card]
+    assert len(cards) == 3 * 2 * 4 and all(not t.card and t.label is None for t in truths[::5])  # gap frame first
+    # Shots come in rounds: every class once per round, in a random order; each shot a different drawing
+    for t in cards:
+        assert t.shot // 3 == t.class_shot and t.omniglot_class == cam.omniglot_classes[t.label]
+        assert 0 <= t.shot_frame < 4
+    for label in range(3):
+        drawings = {t.drawing for t in cards if t.label == label}
+        assert len(drawings) == 2
+    shots = [cam.shot_labels[s] for s in range(6)]
+    assert sorted(shots[:3]) == sorted(shots[3:]) == [0, 1, 2] and shots[2] != shots[3]
+    assert sum(cam.is_middle(t) for t in truths) == 6
+
+
+def test_frames_look_like_a_camera_session(omniglot):
+    _, frames, truths = _session(omniglot, SMALL + "&seed=1")
+    f = frames[7]
+    assert f.shape == (120, 160, 3) and f.dtype == np.uint8
+    grey = f.mean(axis=2)
+    blank = frames[0].mean(axis=2)
+    assert blank.mean() > 140  # paper
+    assert blank.std() > 1.0  # noise, texture and lighting: not a flat synthetic fill
+    # a card frame has dark ink the blank paper does not
+    assert (grey < 0.6 * np.median(grey)).sum() > 40 and (blank < 0.6 * np.median(blank)).sum() == 0
+    # the card moves a little between frames of a shot (motion), but the shot is the same drawing
+    same_shot = [i for i, t in enumerate(truths) if t.card and t.shot == truths[7].shot]
+    assert not np.array_equal(frames[same_shot[0]], frames[same_shot[1]])
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"classes": "0"}, "classes=0 is out of range"),
+    ({"shots": "21"}, "shots=21 is out of range"),
+    ({"frames": "3"}, "unknown parameter 'frames'"),
+    ({"seed": "x"}, "seed='x' is not an integer"),
+])
+def test_bad_parameters_are_one_line_errors(query, message):
+    with pytest.raises(EdgemetaError, match=message):
+        parse_params("omniglot", query)
+    with pytest.raises(EdgemetaError, match="unknown synthetic generator 'mnist'"):
+        parse_params("mnist", {})
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGEMETA_DATA", raising=False)
+    with pytest.raises(EdgemetaError, match="synthetic://omniglot needs the Omniglot dataset: no Omniglot directory"):
+        VideoSource("synthetic://omniglot")
+    with pytest.raises(EdgemetaError, match=f"needs the Omniglot dataset: Omniglot directory {tmp_path / 'nope'} does not exist"):
+        VideoSource(f"synthetic://omniglot?data={tmp_path / 'nope'}")
+
+
+def test_learning_curve_table():
+    curve = LearningCurve()
+    for taught, correct, found in [(0, False, True), (1, True, True), (1, False, False), (2, True, True)]:
+        curve.add(taught, correct, found, unknown=not correct)
+    assert curve.accuracy(1) == 0.5 and curve.accuracy(2) == 1.0 and curve.accuracy(5) is None
+    rows = curve.rows()
+    assert [r["taught"] for r in rows] == [0, 1, 2] and rows[1]["found"] == 0.5
+    assert "50.0%" in curve.format()
+
+
+def test_video_and_synthetic_modules_do_not_import_torch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import edgemeta.runtime.camera.sources, edgemeta.runtime.camera.synthetic, edgemeta.runtime.demo.events, "
+            "edgemeta.runtime.camera.overlay, edgemeta.runtime.demo.core\n"
+            "import edgemeta.data.omniglot\n"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

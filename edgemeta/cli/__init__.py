@@ -1,8 +1,9 @@
 """The `edgemeta` command line.
 
-Each subcommand lives in its own module under edgemeta/commands and imports its heavy
-dependencies inside the command, so `edgemeta --help` and `edgemeta demo --help` work on a
-device that has only the runtime installed. Errors the user can fix end in one line, exit 1.
+Each subcommand lives in its own module under edgemeta/cli and imports its heavy dependencies
+inside the command, so `edgemeta --help` and `edgemeta demo --help` work on a device that has only
+the runtime installed. Errors the user can fix end in one line, exit 1; so does a command that needs
+the training extra on such a device.
 """
 from __future__ import annotations
 
@@ -28,20 +29,14 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
-        return sorted(n for n in COMMANDS if self._load(n) is not None)
+        return sorted(COMMANDS)
 
     def get_command(self, ctx, name):
         return self._load(name) if name in COMMANDS else None
 
     @staticmethod
     def _load(name):
-        try:
-            module = importlib.import_module(f"edgemeta.cli.{COMMANDS[name]}")
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("edgemeta.cli"):
-                return None  # not written yet in this version
-            raise
-        return module.command
+        return importlib.import_module(f"edgemeta.cli.{COMMANDS[name]}").command
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,9 +45,26 @@ def cli():
     """edgemeta: meta-train a few-shot learner, export it with explicit state, run it live on a device."""
 
 
+# What `pip install 'edgemeta[train]'` adds to the runtime-only install.
+TRAINING_MODULES = ("torch", "onnx", "onnxscript", "matplotlib")
+
+
+def missing_training_module(e: ModuleNotFoundError) -> str | None:
+    """The training dependency whose absence raised `e`, or None when something else is missing."""
+    root = (e.name or "").split(".")[0]
+    return root if root in TRAINING_MODULES else None
+
+
 def main(argv=None) -> int:
     try:
         rv = cli.main(args=argv, standalone_mode=False)
+    except ModuleNotFoundError as e:
+        missing = missing_training_module(e)
+        if missing is None:
+            raise
+        click.echo(f"error: this command needs {missing}, which the runtime-only install lacks: "
+                   "pip install 'edgemeta[train]'", err=True)
+        return 1
     except EdgemetaError as e:
         click.echo(f"error: {e}", err=True)
         return 1

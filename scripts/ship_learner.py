@@ -47,7 +47,7 @@ def main() -> None:
         shutil.copyfile(tmp / "best.pt", REPO / "edgemeta" / "learners" / f"{args.name}.pt")
         shutil.copyfile(tmp / "export" / "learner.onnx", REPO / "runtime" / "learners" / f"{args.name}.onnx")
         shutil.copyfile(tmp / "export" / "learner.int8.onnx", REPO / "runtime" / "learners" / f"{args.name}-int8.onnx")
-        shutil.copyfile(tmp / "eval.png", REPO / "docs" / f"eval_{args.name}.png")
+        shutil.copyfile(tmp / "eval.png", REPO / "docs" / "images" / f"eval_{args.name}.png")
     atomic_write_text(REPO / "runtime" / "learners" / f"{args.name}.json",
                       json.dumps({"eval": result, "export": report}, indent=2, default=str) + "\n")
     print(f"shipped {args.name}: step {ckpt['step']}, accuracy by instance {result['accuracy']}")

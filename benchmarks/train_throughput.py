@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgemeta.data.episodes import prev_label_onehot
+
 
 def reference_core(learner, features, gates_x, prev_label, state):
     """A MANN step as first written (before the training loop was tuned): the heads multiply
@@ -114,8 +116,7 @@ def synthetic_batch(cfg, batch: int, steps: int, device, seed=0):
     g = np.random.default_rng(seed)
     images = torch.from_numpy((g.random((batch, steps, 1, cfg.image_size, cfg.image_size)) > 0.8).astype(np.float32))
     labels = torch.from_numpy(g.integers(0, cfg.num_classes, (batch, steps)))
-    prev = torch.zeros(batch, steps, cfg.num_classes)
-    prev[:, 1:] = F.one_hot(labels[:, :-1], cfg.num_classes).float()
+    prev = prev_label_onehot(labels, cfg.num_classes)
     return images.to(device), prev.to(device), labels.to(device)
 
 

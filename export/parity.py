@@ -80,7 +80,7 @@ def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, da
 
     data: an Omniglot directory, or None for $EDGEMETA_DATA; synthetic drawings when neither is set.
     """
-    from edgemeta.data.episodes import EpisodeSampler, shift_labels
+    from edgemeta.data.episodes import EpisodeSampler
 
     rng = np.random.default_rng(seed)
     data = data if data is not None else os.environ.get("EDGEMETA_DATA")
@@ -89,9 +89,8 @@ def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, da
     else:
         images, source = _synthetic_classes(num_classes, image_size, rng), "synthetic drawings (no Omniglot given)"
     episodes = EpisodeSampler(images, num_classes, num_classes, steps=steps).sample(batch, rng)
-    # the true label arrives one step late; shift_labels gives -1 (no label) at t = 0: an all-zero row
-    prev = (shift_labels(episodes.labels)[..., None] == np.arange(num_classes)).astype(np.float32)
-    return EpisodeInputs(episodes.images[:, :, None].astype(np.float32), episodes.labels, prev, source)
+    images, prev = episodes.step_inputs(num_classes)
+    return EpisodeInputs(images, episodes.labels, prev, source)
 
 
 def _omniglot_classes(data, ways: int, size: int, rng) -> np.ndarray:

@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from edgemeta.data.episodes import EpisodeSampler
+from edgemeta.data.episodes import EpisodeSampler, prev_label_onehot
 
 MAX_SHIFT = 1.5  # pixels, as edgemeta.data.episodes.jitter
 MAX_DEGREES = 10.0
@@ -71,9 +71,7 @@ class DeviceEpisodeSampler(EpisodeSampler):
             quarter = torch.randint(0, 4, (batch, ways), generator=gen, device=dev)
             imgs = rotate_and_shift(imgs, torch.gather(quarter, 1, cls_seq), gen)
         labels = torch.gather(label_of, 1, cls_seq)
-        prev = torch.zeros(batch, steps, self.num_classes, device=dev)
-        prev[:, 1:] = F.one_hot(labels[:, :-1], self.num_classes).float()
-        return imgs.unsqueeze(2), prev, labels
+        return imgs.unsqueeze(2), prev_label_onehot(labels, self.num_classes), labels
 
 
 def _permutations(rows: int, n: int, gen: torch.Generator, dev) -> torch.Tensor:

@@ -22,6 +22,11 @@ class Episodes:
     def steps(self) -> int:
         return self.labels.shape[1]
 
+    def step_inputs(self, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """What a learner's step is fed: images (B, T, 1, S, S) float32 and the previous labels'
+        one-hot (B, T, C) float32, zeros at t = 0."""
+        return self.images[:, :, None], prev_label_onehot(self.labels, num_classes)
+
 
 def instance_index(labels: np.ndarray) -> np.ndarray:
     """(B, T) labels -> (B, T) 1-based count of each label's appearances up to and including t."""
@@ -29,11 +34,30 @@ def instance_index(labels: np.ndarray) -> np.ndarray:
     return (np.cumsum(onehot, axis=1) * onehot).sum(-1)
 
 
-def shift_labels(labels: np.ndarray) -> np.ndarray:
-    """The label offset of the paper: the input at step t carries y_{t-1}; -1 (no label) at t = 0."""
-    prev = np.full_like(labels, -1)
-    prev[:, 1:] = labels[:, :-1]
-    return prev
+def prev_label_onehot(labels, num_classes: int):
+    """(B, T) labels -> (B, T, C) float32 one-hot of y_{t-1}, zeros at t = 0 (no label yet).
+
+    labels: a numpy array, or a torch tensor (the device sampler's episodes), which gives a tensor on
+    its device.
+    """
+    if isinstance(labels, np.ndarray):
+        onehot = np.zeros((*labels.shape, num_classes), np.float32)
+        classes = np.arange(num_classes)
+    else:
+        import torch
+
+        onehot = torch.zeros((*labels.shape, num_classes), dtype=torch.float32, device=labels.device)
+        classes = torch.arange(num_classes, device=labels.device)
+    onehot[:, 1:] = labels[:, :-1, None] == classes
+    return onehot
+
+
+def episodes_to_tensors(ep: Episodes, num_classes: int, device):
+    """Episodes -> torch tensors on `device`: images [B, T, 1, S, S], previous-label one-hot [B, T, C], labels [B, T]."""
+    import torch
+
+    images, prev = ep.step_inputs(num_classes)
+    return tuple(torch.from_numpy(a).to(device) for a in (images, prev, ep.labels))
 
 
 class EpisodeSampler:

@@ -3,26 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from edgemeta.data.episodes import EpisodeSampler, Episodes, shift_labels
+from edgemeta.data.episodes import EpisodeSampler, episodes_to_tensors
 
 # Santoro et al. 2016, Table 1, Omniglot 5-way, MANN (LRUA): accuracy (%) at instance 1,2,3,4,5,10.
 PAPER_INSTANCES = (1, 2, 3, 4, 5, 10)
 PAPER_MANN = (36.4, 82.8, 91.0, 92.6, 94.9, 98.1)
 PAPER_LSTM = (24.4, 49.5, 55.3, 61.0, 63.6, 62.5)
-
-
-def prev_label_onehot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(B, T) labels -> (B, T, C) one-hot of y_{t-1}, zeros at t = 0."""
-    prev = torch.as_tensor(shift_labels(labels.cpu().numpy()), device=labels.device)
-    return F.one_hot(prev + 1, num_classes + 1)[..., 1:].float()
-
-
-def episodes_to_tensors(ep: Episodes, num_classes: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    images = torch.from_numpy(ep.images).unsqueeze(2).to(device)  # [B, T, 1, S, S]
-    labels = torch.from_numpy(ep.labels).to(device)
-    return images, prev_label_onehot(labels, num_classes), labels
 
 
 @torch.no_grad()

@@ -129,7 +129,7 @@ class EpisodeBatches(torch.utils.data.Dataset):
         self.shard = shard if shard is not None else slice(0, batch_size)
 
     def __getitem__(self, step: int):
-        from edgemeta.evaluation.accuracy import episodes_to_tensors
+        from edgemeta.data.episodes import episodes_to_tensors
 
         ep = self.sampler.sample(self.batch_size, np.random.default_rng([self.seed, int(step)]))
         if self.shard != slice(0, self.batch_size):

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from edgemeta.data.episodes import EpisodeSampler, instance_index, shift_labels
-from edgemeta.evaluation.accuracy import prev_label_onehot
+from edgemeta.data.episodes import EpisodeSampler, episodes_to_tensors, instance_index, prev_label_onehot
 
 
 def fake_images(n_classes=20, size=8):
@@ -16,12 +15,22 @@ def fake_images(n_classes=20, size=8):
     return imgs
 
 
-def test_label_offset_one_hot():
-    labels = torch.tensor([[2, 0, 1, 2]])
+def test_label_offset_one_hot_numpy_and_torch_agree():
+    labels = np.array([[2, 0, 1, 2], [1, 1, 0, 2]])
     prev = prev_label_onehot(labels, 3)
-    assert prev[0, 0].sum() == 0  # nothing before the first step
-    assert prev[0, 1].tolist() == [0, 0, 1] and prev[0, 3].tolist() == [0, 1, 0]
-    assert shift_labels(np.array([[4, 5, 6]])).tolist() == [[-1, 4, 5]]
+    assert prev.dtype == np.float32 and prev.shape == (2, 4, 3)
+    assert prev[:, 0].sum() == 0  # nothing before the first step
+    assert prev[0, 1].tolist() == [0, 0, 1] and prev[0, 3].tolist() == [0, 1, 0] and prev[1, 2].tolist() == [0, 1, 0]
+    on_torch = prev_label_onehot(torch.from_numpy(labels), 3)
+    assert on_torch.dtype == torch.float32 and np.array_equal(on_torch.numpy(), prev)
+
+
+def test_episodes_to_tensors_feeds_images_and_previous_labels():
+    ep = EpisodeSampler(fake_images(), 5, 5, instances=2).sample(3, np.random.default_rng(0))
+    images, prev, labels = episodes_to_tensors(ep, 7, "cpu")
+    assert images.shape == (3, 10, 1, 8, 8) and prev.shape == (3, 10, 7) and labels.dtype == torch.int64
+    assert np.array_equal(images[:, :, 0].numpy(), ep.images)
+    assert np.array_equal(prev[:, 1:].argmax(-1).numpy(), ep.labels[:, :-1]) and prev[:, 0].sum() == 0
 
 
 def test_instances_and_counts():

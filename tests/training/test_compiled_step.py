@@ -114,7 +114,7 @@ def test_compiled_spans_of_steps_match_plain_and_compile_once_per_span_length():
 
 
 def test_workers_sample_exactly_the_loops_episodes():
-    from edgemeta.evaluation.accuracy import episodes_to_tensors
+    from edgemeta.data.episodes import episodes_to_tensors
 
     sampler = synthetic_sampler(augment=True)
     batches = EpisodeBatches(sampler, 3, seed=9, batch_size=6)

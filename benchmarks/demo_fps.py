@@ -27,7 +27,8 @@ STAGES = ("decode", "preprocess", "step", "overlay", "output")
 
 def make_clip(path: Path, frames: int, classes: int) -> dict[int, int]:
     """Write a synthetic session to `path`; returns {frame: label} teaching the first shot of each class."""
-    from edgemeta.runtime.camera.sources import VideoRecorder, VideoSource
+    from edgemeta.runtime.camera.recorder import VideoRecorder
+    from edgemeta.runtime.camera.sources import VideoSource
 
     fpshot = 10
     shots = max(1, -(-frames // (classes * (fpshot + 2))))
@@ -49,7 +50,8 @@ def make_clip(path: Path, frames: int, classes: int) -> dict[int, int]:
 
 def one_run(model: str, video: str, events: dict, threads: int | None, max_frames: int, prefetch: bool,
             preprocess_in_capture: bool = True):
-    from edgemeta.runtime.demo.core import DemoCore, run_headless
+    from edgemeta.runtime.demo.core import DemoCore
+    from edgemeta.runtime.demo.headless import run_headless
     from edgemeta.runtime.learner import Learner
     from edgemeta.runtime.camera.sources import VideoSource
 

@@ -46,7 +46,9 @@ def command(model, source, device, backend, headless, script, log, record, state
     ground truth (printing the learning curve), and writes --log / --record.
     """
     from edgemeta import EdgemetaError
-    from edgemeta.runtime.demo.core import DemoCore, configure_opencv, resolve_model, run_headless, run_interactive
+    from edgemeta.runtime.demo.core import DemoCore, configure_opencv, resolve_model
+    from edgemeta.runtime.demo.headless import run_headless
+    from edgemeta.runtime.demo.window import run_interactive
     from edgemeta.runtime.demo.events import load_events
     from edgemeta.runtime.learner import Learner
     from edgemeta.runtime.camera.sources import VideoSource, parse_uri
@@ -55,7 +57,7 @@ def command(model, source, device, backend, headless, script, log, record, state
         raise EdgemetaError("--script needs --headless (in the window, keys 1-9, 0 teach)")
     profile = _profile(device) if device else None
     if not headless:
-        from edgemeta.runtime.demo.core import check_display
+        from edgemeta.runtime.demo.window import check_display
 
         check_display()
     uri = source or (profile.camera if profile is not None else DEFAULT_SOURCE)

@@ -10,7 +10,10 @@ import pytest
 
 from edgemeta import EdgemetaError
 from edgemeta.cli import main
-from edgemeta.runtime.demo.core import LEARNERS_DIR, DemoCore, key_to_label, run_headless, run_interactive
+from edgemeta.runtime.demo.core import DemoCore
+from edgemeta.runtime.demo.headless import run_headless
+from edgemeta.runtime.demo.window import key_to_label, run_interactive
+from edgemeta.runtime.learner import LEARNERS_DIR
 from edgemeta.runtime.camera.synthetic import SessionPlan, SyntheticCamera, parse_params
 from edgemeta.runtime.camera.sources import VideoSource
 

@@ -39,7 +39,8 @@ def test_every_runtime_and_device_module_imports_without_training_code():
 
     names = _modules(edgemeta.runtime) + _modules(edgemeta.devices)
     expected = {"learner", "backends.ort", "backends.trt", "backends.native.backend", "camera.frames",
-                "camera.sources", "camera.synthetic", "demo.core", "state_file", "bench"}
+                "camera.sources", "camera.synthetic", "camera.scoring", "demo.core", "demo.headless",
+                "demo.window", "state_file", "bench"}
     assert {f"edgemeta.runtime.{n}" for n in expected} <= set(names)
     assert {"edgemeta.devices.profiles", "edgemeta.devices.doctor"} <= set(names)
     proc = run(

@@ -16,6 +16,7 @@ from typing import Iterator
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
+from edgemeta.runtime.atomic import default_dir_mode, default_file_mode, fsync_dir
 
 
 @contextlib.contextmanager
@@ -31,7 +32,7 @@ def staged_directory(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         for f in tmp.iterdir():
-            os.chmod(f, 0o666 & ~_umask())  # temp files are created private; exports are for sharing
+            os.chmod(f, default_file_mode())  # temp files are created private; exports are for sharing
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         _swap_in(tmp, target)
@@ -64,7 +65,7 @@ def _check_replaceable(target: Path) -> None:
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
-    mode = target.stat().st_mode if target.is_dir() else 0o777 & ~_umask()
+    mode = target.stat().st_mode if target.is_dir() else default_dir_mode()
     os.chmod(tmp, mode & 0o7777)  # mkdtemp made it private; it becomes the user's directory
     if target.is_dir():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
@@ -78,15 +79,4 @@ def _swap_in(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, target)
-    with contextlib.suppress(OSError):  # make the renames durable
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    fsync_dir(target.parent)

@@ -20,7 +20,6 @@ import contextlib
 import os
 import queue
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -446,59 +445,3 @@ class VideoSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class VideoRecorder:
-    """Annotated frames to an .mp4 (mp4v), published atomically when closed successfully.
-
-    The frames go to a hidden temporary file beside the target (same extension, because OpenCV picks the
-    container from it); close() fsyncs and renames it, abort() removes it: an old recording survives a
-    failed run.
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float = 30.0, fourcc: str = "mp4v"):
-        self.path = Path(path)
-        self.fps = float(fps)
-        self.fourcc = fourcc
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        os.chmod(self.tmp, _file_mode())  # mkstemp makes 0600; the published file should be like any other
-        self.writer = None
-        self.frames = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        if self.writer is None:
-            h, w = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
-            if not self.writer.isOpened():
-                self.abort()
-                raise EdgemetaError(f"cannot write video {self.path}: use an .mp4 or .avi file name in a writable folder")
-        self.writer.write(frame)
-        self.frames += 1
-
-    def close(self) -> Path | None:
-        """Publish the recording; None (and no file) if no frame was written."""
-        if self.writer is None:
-            self.abort()
-            return None
-        self.writer.release()
-        self.writer = None
-        with open(self.tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-        self.tmp.unlink(missing_ok=True)
-
-
-def _file_mode() -> int:
-    """The mode open() would give a new file under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from edgemeta import EdgemetaError
+from edgemeta.runtime.atomic import PendingFile
 
 HEADER = ("frame", "label")
 
@@ -70,15 +70,16 @@ def load_events(path: str | os.PathLike, num_classes: int | None = None) -> dict
 
 
 class JsonlLog:
-    """Append JSON records to a temporary file; close() publishes it atomically at `path`."""
+    """Append JSON records to a hidden temporary file; close() publishes it atomically at `path`."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.tmp = Path(tmp)
-        self.file = os.fdopen(fd, "w", encoding="utf-8")
-        os.chmod(self.tmp, _file_mode())  # mkstemp makes 0600; the published file should be like any other
+        self._pending = PendingFile(self.path)
+        try:
+            self.file = open(self._pending.tmp, "w", encoding="utf-8")
+        except BaseException:
+            self._pending.discard()
+            raise
         self.records = 0
 
     def write(self, record: dict) -> None:
@@ -89,18 +90,12 @@ class JsonlLog:
         """Publish the log (None, and the old file kept, when nothing was written)."""
         if self.file.closed:
             return None
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        try:
+            self.file.close()
+        except BaseException:
+            self._pending.discard()
+            raise
         if not self.records:
-            self.tmp.unlink(missing_ok=True)
+            self._pending.discard()
             return None
-        os.replace(self.tmp, self.path)
-        return self.path
-
-
-def _file_mode() -> int:
-    """The mode open() would give a new file under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+        return self._pending.publish()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime.camera.sources import VideoRecorder, VideoSource, csi_pipeline, parse_uri
+from edgemeta.runtime.camera.sources import VideoSource, csi_pipeline, parse_uri
 
 
 def _frames(n, w=64, h=48):
@@ -186,24 +186,6 @@ def test_camera_that_never_comes_back_is_an_error():
     with pytest.raises(EdgemetaError, match="could not reopen it after 3 tries") as e:
         src.read()
     assert "\n" not in str(e.value)
-
-
-def test_recorder_publishes_atomically(tmp_path):
-    out = tmp_path / "out.mp4"
-    out.write_bytes(b"old recording")
-    rec = VideoRecorder(out, fps=10)
-    for f in _frames(4):
-        rec.write(f)
-    assert out.read_bytes() == b"old recording"  # nothing replaced until close()
-    rec.close()
-    cap = cv2.VideoCapture(str(out))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
-    cap.release()
-    failed = VideoRecorder(out, fps=10)
-    failed.write(_frames(1)[0])
-    failed.abort()  # a run that failed keeps the previous recording, and leaves no temporary file
-    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
 def test_prefetch_delivers_the_same_frames_in_order(tmp_path):

@@ -22,10 +22,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from edgemeta import EdgemetaError
+from edgemeta.runtime.atomic import PendingFile
 
 SOURCE = Path(__file__).resolve().parent / "mann_step.c"
 # -funroll-loops: the panel and memory loops have small constant trip counts; 6% off a step here
@@ -100,20 +100,17 @@ def build(source: Path = SOURCE, defines: dict | None = None) -> tuple[Path, lis
         except OSError as e:
             raise EdgemetaError(f"backend 'native': cannot create its build cache {out_dir} ({e.strerror}); "
                                 "set EDGEMETA_CACHE to a writable directory") from None
-        fd, tmp = tempfile.mkstemp(prefix=".mann_step-", suffix=".so", dir=out_dir)
-        os.close(fd)
+        pending = PendingFile(lib, suffix=".so")
         try:
-            proc = subprocess.run([*compiler, *flags, "-o", tmp, str(source), "-lm"], capture_output=True, text=True,
-                                  timeout=120)
+            proc = subprocess.run([*compiler, *flags, "-o", str(pending.tmp), str(source), "-lm"], capture_output=True,
+                                  text=True, timeout=120)
             if proc.returncode == 0:
-                os.replace(tmp, lib)
-                return lib, flags
+                return pending.publish(), flags
             errors.append((proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[0])
         except (OSError, subprocess.TimeoutExpired) as e:
             errors.append(str(e))
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            pending.discard()  # nothing left to remove once published
     raise EdgemetaError(f"backend 'native': {' '.join(compiler)} could not compile {source.name} "
                         f"({errors[-1][:200]}); use backend='ort'")
 

@@ -67,6 +67,7 @@ def run_checks(profile: Profile, source: str | None = None, root: Path = Path("/
         ("gpu", lambda: check_gpu(profile, root)),
         ("camera", lambda: check_camera(profile, source)),
         ("display", check_display),
+        ("data", check_data),
         ("state dir", lambda: check_state_dir(profile)),
         ("disk", lambda: check_disk(profile)),
     ]
@@ -371,6 +372,24 @@ def opencv_gui() -> str:
 
 
 # --- storage ----------------------------------------------------------------------------------------
+
+
+def check_data() -> Check:
+    """The Omniglot folder the synthetic camera (and training) would use, and how it was found."""
+    from edgemeta.runtime.omniglot import conventional_places, find_data_dir, has_omniglot
+
+    found = find_data_dir()
+    download = "edgemeta data download (into ~/.cache/edgemeta/omniglot, where it is found), or set EDGEMETA_DATA=DIR"
+    if found is None:
+        places = ", ".join(str(path) for path, _ in conventional_places())
+        return Check("data", WARN, f"no Omniglot folder (looked in $EDGEMETA_DATA, {places}): "
+                                   "synthetic://omniglot cannot run", download)
+    path, how = found
+    if not has_omniglot(path):
+        return Check("data", WARN, f"{path} ({how}) holds no Omniglot (images_background.zip or images_background/)",
+                     f"edgemeta data download {path}")
+    return Check("data", OK, f"{path} ({how})")
+
 
 
 def check_state_dir(profile: Profile) -> Check:

@@ -95,7 +95,7 @@ def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, da
 
 def _omniglot_classes(data, ways: int, size: int, rng) -> np.ndarray:
     """(ways, 20, S, S): drawings of random meta-test classes through the pinned preprocessing."""
-    from edgemeta.data.omniglot import DRAWINGS, RAW_SIZE, load_omniglot, split_classes
+    from edgemeta.runtime.omniglot import DRAWINGS, RAW_SIZE, load_omniglot, split_classes
     from edgemeta.runtime.preprocess import omniglot_batch_to_input
 
     classes = np.sort(rng.choice(split_classes()["test"], size=ways, replace=False))

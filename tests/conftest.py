@@ -58,7 +58,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def omniglot(data_dir):
-    from edgemeta.data.omniglot import load_omniglot
+    from edgemeta.runtime.omniglot import load_omniglot
 
     return load_omniglot(data_dir)
 

@@ -52,6 +52,7 @@ def command(model, source, device, backend, headless, script, log, record, state
     from edgemeta.runtime.demo.events import load_events
     from edgemeta.runtime.learner import Learner
     from edgemeta.runtime.camera.sources import VideoSource, parse_uri
+    from edgemeta.runtime.camera.synthetic import synthetic_opener
 
     if script and not headless:
         raise EdgemetaError("--script needs --headless (in the window, keys 1-9, 0 teach)")
@@ -61,7 +62,7 @@ def command(model, source, device, backend, headless, script, log, record, state
 
         check_display()
     uri = source or (profile.camera if profile is not None else DEFAULT_SOURCE)
-    parse_uri(uri)  # a mistyped source fails before the model loads
+    spec = parse_uri(uri)  # a mistyped source fails before the model loads
     kwargs = {}
     if profile is not None and backend != "native":  # a profile's providers are ONNX Runtime's
         import onnxruntime
@@ -77,14 +78,14 @@ def command(model, source, device, backend, headless, script, log, record, state
         learner.load_state(state_path)
         click.echo(f"loaded learned state from {state_path} ({learner.num_taught} examples taught)")
 
-    if data and uri.startswith("synthetic://") and "data=" not in uri:
-        os.environ["EDGEMETA_DATA"] = str(data)  # the synthetic camera reads $EDGEMETA_DATA by default
+    # --data reaches a synthetic:// session explicitly (the URI's own data= takes precedence).
+    open_backend = synthetic_opener(data) if spec.kind == "synthetic" else None
     # The profile's camera mode; files, folders and synthetic sessions ignore it.
     size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None else {}
     configure_opencv()
     core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
     # Decoding and preprocessing run in the source's thread, the learner and the overlay in this one.
-    with VideoSource(uri, prefetch=True, transform=core.prepare, **size) as video:
+    with VideoSource(uri, prefetch=True, transform=core.prepare, open_backend=open_backend, **size) as video:
         click.echo(f"model {learner.path.name}: {learner.num_classes} classes, {learner.input_size}x{learner.input_size} input; "
                    f"source {uri}")
         try:

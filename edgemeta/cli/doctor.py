@@ -14,7 +14,7 @@ _COLOURS = {"OK": "green", "WARN": "yellow", "FAIL": "red"}
 @click.option("--source", default=None, metavar="URI", help="Camera to check instead of the profile's default.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON instead of a table.")
 def command(device, source, as_json):
-    """Check Python, packages, providers, TensorRT, GPU, camera, display, state folder and disk.
+    """Check Python, packages, providers, TensorRT, GPU, camera, display, Omniglot data folder, state folder and disk.
 
     Exits 1 when a check FAILs (the demo cannot run as the profile says); WARN rows still exit 0.
     """

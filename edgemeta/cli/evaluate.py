@@ -13,7 +13,7 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
              plot=True, out_dir=None, threads=None, backend="ort", precision=None) -> dict:
     from edgemeta import EdgemetaError
     from edgemeta.training.checkpoint import learner_from_checkpoint, load_checkpoint, resolve_checkpoint
-    from edgemeta.data.omniglot import load_omniglot, split_classes
+    from edgemeta.runtime.omniglot import load_omniglot, split_classes
     from edgemeta.evaluation.accuracy import accuracy_by_instance, paper_table
     from edgemeta.training.loop import pick_device
 
@@ -55,7 +55,7 @@ def _run_onnx_eval(run, data, ways, instances, episodes, seed, batch, plot, out_
                    precision=None) -> dict:
     """The same table for an exported learner, run by ONNX Runtime (or the native C step) on the CPU."""
     from edgemeta import EdgemetaError
-    from edgemeta.data.omniglot import load_omniglot, split_classes
+    from edgemeta.runtime.omniglot import load_omniglot, split_classes
     from edgemeta.evaluation.accuracy import accuracy_by_instance, paper_table
     from edgemeta.evaluation.onnx_eval import NativeUnroller, OnnxUnroller
     from edgemeta.runtime.learner import resolve_learner

@@ -112,7 +112,7 @@ class OmniglotTask:
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig):
         from edgemeta.data.episodes import EpisodeSampler
-        from edgemeta.data.omniglot import load_omniglot, split_classes
+        from edgemeta.runtime.omniglot import load_omniglot, split_classes
 
         images = load_omniglot(cfg.data).images(model_cfg.image_size)
         split = split_classes()

@@ -300,9 +300,9 @@ class VideoSource:
         if spec.kind == "images":
             return _ImageFolderBackend(spec)
         if spec.kind == "synthetic":
-            from edgemeta.runtime.camera.synthetic import SyntheticCamera
+            from edgemeta.runtime.camera.synthetic import synthetic_opener
 
-            return SyntheticCamera.from_params(spec.target, spec.params, dataset=self._dataset)
+            return synthetic_opener(dataset=self._dataset)(spec)
         return _CaptureBackend(spec, width, height, timeout_ms)
 
     @property

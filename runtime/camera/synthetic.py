@@ -17,16 +17,15 @@ a session is the same on every machine and can be rendered on its own (`render(i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Optional
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
 
 from edgemeta import EdgemetaError
-
-RAW = 105  # Omniglot drawings are 105x105
-DRAWINGS = 20
+from edgemeta.runtime.omniglot import DRAWINGS, load_omniglot, split_classes
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class SyntheticParams:
     seed: int = 0
     width: int = 640
     height: int = 480
-    data: Optional[str] = None  # Omniglot directory; default $EDGEMETA_DATA
+    data: Optional[str] = None  # Omniglot directory; default: the opener's, else the lookup (runtime/omniglot.py)
 
     def __post_init__(self):
         limits = {"classes": (1, 423), "shots": (1, DRAWINGS), "frames_per_shot": (1, 10_000), "gap": (0, 10_000),
@@ -82,13 +81,25 @@ def parse_params(generator: str, query: dict[str, str]) -> SyntheticParams:
     return SyntheticParams(**values)
 
 
+def synthetic_opener(data: str | os.PathLike | None = None, dataset=None) -> Callable[[object], "SyntheticCamera"]:
+    """VideoSource's `open_backend` for a synthetic:// URI. The session draws from `dataset` when given (an
+    Omniglot already loaded), else from the URI's data=, else from `data`, else from the folder the lookup in
+    runtime/omniglot.py finds."""
+
+    def open_backend(spec) -> SyntheticCamera:
+        params = parse_params(spec.target, spec.params)
+        if params.data is None and data is not None:
+            params = replace(params, data=str(data))
+        return SyntheticCamera(params, dataset=dataset)
+
+    return open_backend
+
+
 class SessionPlan:
     """What a session shows and when, without rendering or data: classes, drawings, the shot schedule and
     the ground truth of every frame (scripts and tests can plan with it alone)."""
 
     def __init__(self, params: SyntheticParams):
-        from edgemeta.data.omniglot import split_classes  # torch-free
-
         self.params = p = params
         rng = np.random.default_rng([p.seed, 0])
         self.omniglot_classes = np.sort(rng.choice(split_classes()["test"], size=p.classes, replace=False))
@@ -141,8 +152,6 @@ class SyntheticCamera(SessionPlan):
         super().__init__(params)
         p = params
         if dataset is None:
-            from edgemeta.data.omniglot import load_omniglot
-
             try:
                 dataset = load_omniglot(p.data)
             except EdgemetaError as e:
@@ -154,10 +163,6 @@ class SyntheticCamera(SessionPlan):
         self._shot_cache: tuple[int, dict] | None = None
         self.next = 0
         self.truth: FrameTruth | None = None
-
-    @classmethod
-    def from_params(cls, generator: str, query: dict[str, str], dataset=None) -> "SyntheticCamera":
-        return cls(parse_params(generator, query), dataset=dataset)
 
     def read(self) -> Optional[np.ndarray]:
         if self.next >= self.num_frames:

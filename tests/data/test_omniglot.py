@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgemeta import EdgemetaError
-from edgemeta.data import omniglot as og
+from edgemeta.runtime import omniglot as og
 from edgemeta.runtime.preprocess import omniglot_to_input
 
 
@@ -63,3 +63,56 @@ def test_bad_zip_and_wrong_counts_are_clear_errors(tmp_path):
             z.writestr(f"{name}/Alpha/character01/0001_01.png", b"")
     with pytest.raises(EdgemetaError, match="found 1 characters, expected"):
         og.load_omniglot(tmp_path, cache_dir=tmp_path / "cache")
+
+
+# --- where the data folder is found ---
+
+
+def _omniglot_folder(path):
+    (path / "images_background").mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """A checkout, a working directory and a cache, each with a ../shared/data/omniglot slot, none filled."""
+    monkeypatch.delenv("EDGEMETA_DATA", raising=False)
+    monkeypatch.setenv("EDGEMETA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(og, "CHECKOUT", tmp_path / "a" / "repo")
+    (tmp_path / "b" / "cwd").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "b" / "cwd")
+    return {"checkout": tmp_path / "a" / "shared" / "data" / "omniglot",
+            "cwd": tmp_path / "b" / "shared" / "data" / "omniglot",
+            "download": tmp_path / "cache" / "omniglot"}
+
+
+def test_data_folder_lookup_order(places, tmp_path, monkeypatch):
+    assert og.find_data_dir() is None
+    assert og.default_download_dir() == places["download"]
+    _omniglot_folder(places["download"])
+    assert og.find_data_dir() == (places["download"], "edgemeta data download's default folder")
+    _omniglot_folder(places["cwd"])
+    assert og.find_data_dir() == (places["cwd"], "beside the current directory")
+    places["checkout"].mkdir(parents=True)  # an empty folder is not the data
+    assert og.find_data_dir()[0] == places["cwd"]
+    monkeypatch.setenv("EDGEMETA_DATA", str(tmp_path / "env"))
+    assert og.find_data_dir() == (tmp_path / "env", "$EDGEMETA_DATA")  # named folders win, existing or not
+    assert og.find_data_dir(tmp_path / "given") == (tmp_path / "given", "given")
+    with pytest.raises(EdgemetaError, match="env does not exist"):
+        og.resolve_data_dir()
+
+
+def test_the_checkout_convention_comes_first(places):
+    for where in ("download", "cwd", "checkout"):
+        _omniglot_folder(places[where])
+    assert og.find_data_dir() == (places["checkout"], "beside the checkout")
+    assert og.resolve_data_dir() == places["checkout"]
+
+
+def test_no_data_anywhere_names_the_places_and_the_download(places):
+    with pytest.raises(EdgemetaError) as e:
+        og.resolve_data_dir()
+    message = str(e.value)
+    assert "no Omniglot directory given or found" in message and "\n" not in message
+    assert str(places["checkout"]) in message and str(places["download"]) in message
+    assert "edgemeta data download DIR" in message

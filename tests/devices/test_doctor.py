@@ -36,7 +36,7 @@ def test_doctor_on_this_machine_warns_about_missing_gpu_and_tensorrt(capsys):
     rc, report, checks = doctor_json(capsys, "--device", "x86-cuda")
     assert report["profile"] == "x86-cuda"
     expected = {"machine", "python", "numpy", "onnxruntime", "opencv", "torch", "providers", "tensorrt", "gpu",
-                "camera", "display", "state dir", "disk"}
+                "camera", "display", "data", "state dir", "disk"}
     assert set(checks) == expected
     assert all(c["status"] in ("OK", "WARN", "FAIL") for c in checks.values())
     if not HAS_GPU:
@@ -58,7 +58,7 @@ def test_doctor_table_names_every_check_with_a_fix_for_warnings(capsys):
     out = capsys.readouterr().out
     assert out.startswith("edgemeta doctor: profile x86-cpu (from --device)")
     for row in ("python", "numpy", "onnxruntime", "opencv", "providers", "tensorrt", "gpu", "camera", "display",
-                "state dir", "disk"):
+                "data", "state dir", "disk"):
         assert f"\n{row} " in out
     warned = [line for line in out.splitlines() if line.split()[1:2] == ["WARN"]]
     assert out.count("fix: ") >= len(warned)
@@ -103,6 +103,24 @@ def test_camera_check_reads_a_frame_from_a_video_file(tmp_path):
     cv2.imwrite(str(image), np.full((48, 64, 3), 255, np.uint8))
     check = dc.check_camera(load_profile("x86-cpu"), source=str(image))
     assert check.status == "OK" and "64x48" in check.detail
+
+
+def test_data_check_reports_the_folder_found_or_how_to_get_one(tmp_path, monkeypatch):
+    from edgemeta.runtime import omniglot as og
+
+    monkeypatch.delenv("EDGEMETA_DATA", raising=False)
+    monkeypatch.setenv("EDGEMETA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(og, "CHECKOUT", None)
+    monkeypatch.chdir(tmp_path)
+    missing = dc.check_data()
+    assert missing.status == "WARN" and "no Omniglot folder" in missing.detail
+    assert "edgemeta data download" in missing.fix
+    (tmp_path / "cache" / "omniglot" / "images_background").mkdir(parents=True)
+    found = dc.check_data()
+    assert found.status == "OK" and found.detail.startswith(str(tmp_path / "cache" / "omniglot"))
+    monkeypatch.setenv("EDGEMETA_DATA", str(tmp_path))  # named, but holds no Omniglot
+    named = dc.check_data()
+    assert named.status == "WARN" and "$EDGEMETA_DATA" in named.detail and named.fix == f"edgemeta data download {tmp_path}"
 
 
 def test_display_check_follows_the_environment(monkeypatch):

@@ -86,7 +86,7 @@ def test_int8_agrees_with_onnxruntime_fp32(episodes, reference):
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_learns_held_out_classes_from_a_few_examples(omniglot, precision):
     """Teach 2 drawings each of 5 meta-test characters; other drawings of them are named well above chance."""
-    from edgemeta.data.omniglot import split_classes
+    from edgemeta.runtime.omniglot import split_classes
 
     from conftest import taught_accuracy
 

@@ -140,7 +140,7 @@ def test_runtime_steps_match_the_torch_learner(tiny_run, tiny_onnx):
 
 def test_learns_held_out_classes_from_a_few_examples(tiny_onnx, omniglot):
     """Teach 2 drawings each of 3 meta-test characters; other drawings of them are named well above chance."""
-    from edgemeta.data.omniglot import split_classes
+    from edgemeta.runtime.omniglot import split_classes
 
     from conftest import taught_accuracy
 

@@ -6,7 +6,7 @@ import torch
 
 from edgemeta import EdgemetaError
 from edgemeta.training.checkpoint import load_checkpoint
-from edgemeta.data.omniglot import split_classes
+from edgemeta.runtime.omniglot import split_classes
 from edgemeta.models import ModelConfig, build_learner
 from edgemeta.training.pretrain import one_shot_accuracy, pretrain_encoder
 from edgemeta.training.loop import TrainConfig, train

@@ -8,7 +8,7 @@ import torch
 from edgemeta import EdgemetaError
 from edgemeta.training.checkpoint import learner_from_checkpoint, load_checkpoint, save_checkpoint
 from edgemeta.cli import main
-from edgemeta.data.omniglot import split_classes
+from edgemeta.runtime.omniglot import split_classes
 from edgemeta.evaluation.accuracy import accuracy_by_instance
 from edgemeta.models import ModelConfig
 from edgemeta.training.loop import TrainConfig, train

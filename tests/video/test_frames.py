@@ -45,7 +45,7 @@ def canonical(drawing, size):
 
 @pytest.fixture(scope="module")
 def drawings(omniglot):
-    from edgemeta.data.omniglot import split_classes
+    from edgemeta.runtime.omniglot import split_classes
 
     return omniglot.drawings(split_classes()["test"][:12])  # (12, 20, 105, 105), held-out characters
 
@@ -150,7 +150,7 @@ def test_bad_options_are_refused_clearly():
 
 def test_a_learner_learns_from_camera_frames(tiny_onnx, omniglot):
     """End to end: teach from synthetic camera frames of held-out characters, name new frames of them."""
-    from edgemeta.data.omniglot import split_classes
+    from edgemeta.runtime.omniglot import split_classes
     from edgemeta.runtime import Learner
 
     test_classes = split_classes()["test"]

@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime.camera.synthetic import LearningCurve, SyntheticCamera, parse_params
+from edgemeta.runtime import omniglot as og
+from edgemeta.runtime.camera.synthetic import LearningCurve, SyntheticCamera, parse_params, synthetic_opener
 from edgemeta.runtime.camera.sources import VideoSource
 
 SMALL = "synthetic://omniglot?classes=3&shots=2&frames_per_shot=4&gap=1&width=160&height=120"
 
 
 def _session(omniglot, uri):
-    src = VideoSource(uri, dataset=omniglot)
+    src = VideoSource(uri, open_backend=synthetic_opener(dataset=omniglot))
     frames, truths = [], []
     while (f := src.read()) is not None:
         frames.append(f)
-        truths.append(src.truth)
+        truths.append(src.backend.truth_of(src.frame_index))
     assert src.ended
     return src, frames, truths
 
@@ -38,7 +39,7 @@ def test_same_seed_same_session_other_seed_other_session(omniglot):
 
 
 def test_ground_truth_and_schedule(omniglot):
-    from edgemeta.data.omniglot import split_classes
+    from edgemeta.runtime.omniglot import split_classes
 
     src, frames, truths = _session(omniglot, SMALL + "&seed=0")
     cam = src.backend
@@ -88,12 +89,29 @@ def test_bad_parameters_are_one_line_errors(query, message):
         parse_params("mnist", {})
 
 
-def test_missing_data_is_a_one_line_error(tmp_path, monkeypatch):
+@pytest.fixture
+def no_data_anywhere(tmp_path, monkeypatch):
+    """No $EDGEMETA_DATA and no conventional folder: the lookup finds nothing."""
     monkeypatch.delenv("EDGEMETA_DATA", raising=False)
-    with pytest.raises(EdgemetaError, match="synthetic://omniglot needs the Omniglot dataset: no Omniglot directory"):
+    monkeypatch.setenv("EDGEMETA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(og, "CHECKOUT", None)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, no_data_anywhere):
+    with pytest.raises(EdgemetaError, match="synthetic://omniglot needs the Omniglot dataset: no Omniglot directory") as e:
         VideoSource("synthetic://omniglot")
+    assert "edgemeta data download DIR" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(EdgemetaError, match=f"needs the Omniglot dataset: Omniglot directory {tmp_path / 'nope'} does not exist"):
         VideoSource(f"synthetic://omniglot?data={tmp_path / 'nope'}")
+
+
+def test_the_data_folder_is_passed_explicitly_and_the_uri_wins(tmp_path, no_data_anywhere):
+    elsewhere = tmp_path / "elsewhere"
+    with pytest.raises(EdgemetaError, match=f"Omniglot directory {elsewhere} does not exist"):
+        VideoSource("synthetic://omniglot", open_backend=synthetic_opener(data=elsewhere))
+    with pytest.raises(EdgemetaError, match=f"Omniglot directory {tmp_path / 'uri'} does not exist"):
+        VideoSource(f"synthetic://omniglot?data={tmp_path / 'uri'}", open_backend=synthetic_opener(data=elsewhere))
 
 
 def test_learning_curve_table():
@@ -110,7 +128,7 @@ def test_video_and_synthetic_modules_do_not_import_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import edgemeta.runtime.camera.sources, edgemeta.runtime.camera.synthetic, edgemeta.runtime.demo.events, "
             "edgemeta.runtime.camera.overlay, edgemeta.runtime.demo.core\n"
-            "import edgemeta.data.omniglot\n"
+            "import edgemeta.runtime.omniglot\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

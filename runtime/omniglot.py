@@ -1,13 +1,20 @@
 """Omniglot on disk: find it, check it, decode it once, cache it, split it (pinned).
 
+Numpy-only, so the synthetic camera (runtime) and training/evaluation (edgemeta) share one reader.
+
 Accepted layouts in the data directory (official names):
   images_background.zip + images_evaluation.zip, or the folders
   images_background/ + images_evaluation/ unzipped, with <Alphabet>/characterNN/*.png inside.
+
+Where the data directory is looked for, first match wins: the folder passed in (--data, a synthetic://
+URI's data=), $EDGEMETA_DATA, then the places the project's conventions put it: ../shared/data/omniglot
+beside the checkout and beside the current directory, and `edgemeta data download`'s default folder. A
+folder named explicitly (argument or $EDGEMETA_DATA) must exist; a conventional one counts only if it
+holds the data.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import zipfile
 from dataclasses import dataclass
@@ -29,19 +36,62 @@ VALIDATION_SEED = 20160519  # fixed so every run validates on the same classes
 
 DATA_ENV = "EDGEMETA_DATA"
 CACHE_ENV = "EDGEMETA_CACHE"
+SHARED_DATA = Path("..") / "shared" / "data" / "omniglot"  # the convention: a shared folder beside the checkout
+# The repository root when running from a checkout (runtime/ sits in it), else None (an installed wheel).
+_ROOT = Path(__file__).resolve().parents[1]
+CHECKOUT = _ROOT if (_ROOT / "pyproject.toml").is_file() else None
 _HINT = (
-    "put images_background.zip and images_evaluation.zip (official Omniglot) in one folder and pass it "
-    f"with --data DIR or {DATA_ENV}=DIR, or fetch them with `edgemeta data download DIR`"
+    "get the official Omniglot zips with `edgemeta data download DIR` (it verifies their checksums), then "
+    f"pass --data DIR or set {DATA_ENV}=DIR"
 )
 
 
-def resolve_data_dir(data: str | os.PathLike | None) -> Path:
-    """The data directory from the argument, else $EDGEMETA_DATA; a clear error if neither is usable."""
-    if data is None:
-        data = os.environ.get(DATA_ENV)
-    if not data:
-        raise EdgemetaError(f"no Omniglot directory given: {_HINT}")
-    path = Path(data).expanduser()
+def cache_root() -> Path:
+    """edgemeta's per-user cache: $EDGEMETA_CACHE, else ~/.cache/edgemeta."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "edgemeta").expanduser()
+
+
+def default_download_dir() -> Path:
+    """Where `edgemeta data download` puts the zips when given no folder (the last place looked)."""
+    return cache_root() / "omniglot"
+
+
+def has_omniglot(path: Path) -> bool:
+    """Whether `path` holds the background set (zip or folder): enough to call it the data folder."""
+    return any((path / f"{SETS[0]}{ext}").exists() for ext in (".zip", ""))
+
+
+def find_data_dir(data: str | os.PathLike | None = None) -> tuple[Path, str] | None:
+    """(data directory, how it was found), or None when no place holds the data.
+
+    A directory named by `data` or $EDGEMETA_DATA is returned even if it does not exist (load_omniglot then
+    says so): a folder the user named never silently gives way to another.
+    """
+    if data:
+        return Path(data).expanduser(), "given"
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser(), f"${DATA_ENV}"
+    for path, how in conventional_places():
+        if has_omniglot(path):
+            return path, how
+    return None
+
+
+def conventional_places() -> list[tuple[Path, str]]:
+    """Where the project's conventions put the data, in the order find_data_dir looks."""
+    places = [(CHECKOUT / SHARED_DATA, "beside the checkout")] if CHECKOUT is not None else []
+    places += [(Path.cwd() / SHARED_DATA, "beside the current directory"),
+               (default_download_dir(), "edgemeta data download's default folder")]
+    return [(path.resolve(), how) for path, how in places]
+
+
+def resolve_data_dir(data: str | os.PathLike | None = None) -> Path:
+    """The data directory (see find_data_dir); a clear one-line error when there is none."""
+    found = find_data_dir(data)
+    if found is None:
+        places = ", ".join(str(path) for path, _ in conventional_places())
+        raise EdgemetaError(f"no Omniglot directory given or found (looked in ${DATA_ENV}, {places}): {_HINT}")
+    path = found[0]
     if not path.is_dir():
         raise EdgemetaError(f"Omniglot directory {path} does not exist: {_HINT}")
     return path
@@ -106,9 +156,7 @@ def load_omniglot(data: str | os.PathLike | None = None, cache_dir: str | os.Pat
 
 
 def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    if cache_dir is None:
-        cache_dir = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "edgemeta"
-    return Path(cache_dir)
+    return cache_root() if cache_dir is None else Path(cache_dir)
 
 
 def _find_source(root: Path, name: str) -> Path:

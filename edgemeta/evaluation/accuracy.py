@@ -1,10 +1,17 @@
-"""Evaluation on the 423 meta-test classes: accuracy by instance, the paper's table."""
+"""Evaluation on the 423 meta-test classes: accuracy by instance, the paper's table.
+
+The evaluator drives any `EpisodeRunner`: a PyTorch learner (edgemeta/evaluation/torch_runner.py)
+or an exported one run by the runtime (edgemeta/evaluation/runtime_runner.py). It reads predicted
+labels and novelty probabilities only, so nothing here depends on which of them ran the episodes,
+and nothing here needs torch.
+"""
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import Protocol
 
-from edgemeta.data.episodes import EpisodeSampler, episodes_to_tensors
+import numpy as np
+
+from edgemeta.data.episodes import EpisodeSampler, Episodes
 
 # Santoro et al. 2016, Table 1, Omniglot 5-way, MANN (LRUA): accuracy (%) at instance 1,2,3,4,5,10.
 PAPER_INSTANCES = (1, 2, 3, 4, 5, 10)
@@ -12,42 +19,49 @@ PAPER_MANN = (36.4, 82.8, 91.0, 92.6, 94.9, 98.1)
 PAPER_LSTM = (24.4, 49.5, 55.3, 61.0, 63.6, 62.5)
 
 
-@torch.no_grad()
+class EpisodeRunner(Protocol):
+    """A learner the evaluator can drive: its label space, its input size, and whole episodes."""
+
+    num_classes: int  # C: labels are in [0, C)
+    image_size: int  # S: images are (S, S)
+
+    def run(self, episodes: Episodes) -> tuple[np.ndarray, np.ndarray | None]:
+        """From a fresh state, step t shows image t with label t-1: -> the label predicted at each step
+        (B, T) int, and the probability that each step shows a class not seen yet (B, T) or None when
+        the learner has no novelty head."""
+        ...
+
+
 def accuracy_by_instance(
-    learner,
+    runner: EpisodeRunner,
     images: np.ndarray,
     ways: int = 5,
     instances: int = 10,
     episodes: int = 1000,
     seed: int = 0,
     batch: int = 100,
-    device: str = "cpu",
     progress: bool = False,
 ) -> dict:
     """Run `episodes` fresh episodes; accuracy (and novelty stats) indexed by instance 1..instances."""
     from tqdm import tqdm
 
-    sampler = EpisodeSampler(images, learner.cfg.num_classes, ways, instances=instances)
+    sampler = EpisodeSampler(images, runner.num_classes, ways, instances=instances)
     rng = np.random.default_rng(seed)
     correct = np.zeros(instances)
     counts = np.zeros(instances)
     nov_first, nov_later = [], []
-    learner.eval()
     done = 0
     with tqdm(total=episodes, desc="evaluating", unit="ep", disable=not progress, leave=False) as bar:
         while done < episodes:
             n = min(batch, episodes - done)
             ep = sampler.sample(n, rng)
-            x, prev, labels = episodes_to_tensors(ep, learner.cfg.num_classes, device)
-            logits, novelty, _ = learner.unroll(x, prev)
-            hit = (logits.argmax(-1) == labels).cpu().numpy()
+            predicted, novelty = runner.run(ep)
             inst = ep.instance - 1
-            np.add.at(correct, inst, hit)
+            np.add.at(correct, inst, predicted == ep.labels)
             np.add.at(counts, inst, 1)
             if novelty is not None:
-                p = torch.sigmoid(novelty).cpu().numpy()
-                nov_first.append(p[inst == 0])
-                nov_later.append(p[inst > 0])
+                nov_first.append(novelty[inst == 0])
+                nov_later.append(novelty[inst > 0])
             done += n
             bar.update(n)
     acc = correct / np.maximum(counts, 1)

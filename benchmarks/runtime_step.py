@@ -3,7 +3,7 @@
     python benchmarks/runtime_step.py [--checkpoint edgemeta/learners/mann.pt] [--threads 1] [--runs 7] [--steps 2000] [--no-native]
 
 Exports the checkpoint three ways into a temporary directory:
-  traced  `learner.step` traced as training runs it (export_step(lean=False)): the naive export
+  traced  `learner.step` traced as training runs it (export_step(as_trained=True)): the naive export
   lean    the deployment rewrite (export/mann_graph.py): what `edgemeta export` writes as learner.onnx
   int8    lean with int8 weights (export/int8.py): learner.int8.onnx, `edgemeta export --int8`
 and times, with the loops taking turns every 100 steps so a busy machine slows them alike:
@@ -41,7 +41,7 @@ def export_variants(checkpoint: Path, out: Path) -> dict[str, Path]:
     paths = {"traced": out / "traced.onnx", "lean": out / "lean.onnx", "int8": out / "int8.onnx"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export_step(learner, paths["traced"], meta, lean=False)
+        export_step(learner, paths["traced"], meta, as_trained=True)
         export_step(learner, paths["lean"], meta)
     quantize_int8(paths["lean"], paths["int8"])
     return paths

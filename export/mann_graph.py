@@ -25,13 +25,13 @@ from torch import nn
 from edgemeta.models.mann import MANNLearner, lrua_access
 
 
-class LeanMANNStep(nn.Module):
+class MANNStepGraph(nn.Module):
     """`StepGraph`'s interface (image, prev_label, *state) -> (logits, *state_out[, novelty]) for a MANN."""
 
     def __init__(self, learner: MANNLearner):
         super().__init__()
         if not isinstance(learner, MANNLearner):
-            raise TypeError("LeanMANNStep rewrites MANNLearner steps only")
+            raise TypeError("MANNStepGraph rewrites MANNLearner steps only")
         cfg = learner.cfg
         self.cfg = cfg
         self.names = learner.state_names

@@ -48,28 +48,28 @@ def io_names(learner) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def step_module(learner, lean: bool = True) -> nn.Module:
-    """The module to trace: the deployment rewrite of a MANN step (export/mann_graph.py: same function,
-    about half the nodes) unless lean=False, else the training step as written."""
+def step_module(learner, as_trained: bool = False) -> nn.Module:
+    """The module to trace: for a MANN the deployment rewrite of its step (export/mann_graph.py: the
+    same function in about half the nodes) unless as_trained; else the training step as written."""
     from edgemeta.models.mann import MANNLearner
 
-    if lean and isinstance(learner, MANNLearner):
-        from .mann_graph import LeanMANNStep
+    if not as_trained and isinstance(learner, MANNLearner):
+        from .mann_graph import MANNStepGraph
 
-        return LeanMANNStep(learner)
+        return MANNStepGraph(learner)
     return StepGraph(learner)
 
 
-def export_step(learner, path: str | Path, metadata: dict, batch: int = 2, lean: bool = True) -> Path:
+def export_step(learner, path: str | Path, metadata: dict, batch: int = 2, as_trained: bool = False) -> Path:
     """Trace one learner step to ONNX at `path` (atomically) with metadata; returns the path.
 
-    lean=False traces `learner.step` exactly as training runs it (the "naive" export that
-    benchmarks/runtime_step.py compares against)."""
+    as_trained=True traces `learner.step` exactly as training runs it (the export that
+    benchmarks/runtime_step.py compares the deployment graph against)."""
     import onnx
 
     learner = learner.eval().cpu()
     cfg = learner.cfg
-    graph = step_module(learner, lean)
+    graph = step_module(learner, as_trained)
     image = torch.zeros(batch, 1, cfg.image_size, cfg.image_size)
     prev = torch.zeros(batch, cfg.num_classes)
     state = tuple(learner.zero_state(batch, "cpu").values())

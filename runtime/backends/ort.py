@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
+from edgemeta.runtime.backends import TensorSpec
 
 # Preference order when providers are not given: fastest first, the CPU always last.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -36,16 +36,6 @@ PROVIDER_ALIASES = {
     "tensorrt": "TensorrtExecutionProvider",
     "trt": "TensorrtExecutionProvider",
 }
-
-
-class TensorSpec:
-    """Name, shape (ints, or str/None for a symbolic axis) and element type ("float32", ...)."""
-
-    def __init__(self, name: str, shape: Sequence, dtype: str):
-        self.name, self.shape, self.dtype = name, list(shape), dtype
-
-    def __repr__(self) -> str:
-        return f"TensorSpec({self.name!r}, {self.shape}, {self.dtype})"
 
 
 def resolve_providers(providers=None) -> list:

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
-from edgemeta.runtime.backends.ort import TensorSpec
+from edgemeta.runtime.backends import TensorSpec
 
 
 def _import_cudart():

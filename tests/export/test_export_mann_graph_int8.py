@@ -23,21 +23,20 @@ PAPER_LIKE = ModelConfig(arch="mann", image_size=12, num_classes=3, controller=3
 
 
 @pytest.mark.parametrize("overrides", [
-    {},  # label-aligned memory (the default)
-    {"label_memory": False},  # the paper's exact write
-    {"encoder": "conv", "conv_channels": (4, 8), "embedding": 16, "pixel_skip": True, "novelty": True, "image_size": 16},
+    {},
+    {"encoder": "conv", "conv_channels": (4, 8), "embedding": 16, "novelty": True, "image_size": 16},
 ])
-def test_lean_graph_has_fewer_nodes_and_computes_the_training_step(tmp_path, overrides):
+def test_mann_step_graph_has_fewer_nodes_and_computes_the_training_step(tmp_path, overrides):
     torch.manual_seed(0)
     cfg = ModelConfig(**{**PAPER_LIKE.to_dict(), **overrides})
     learner = build_learner(cfg)
     meta = dict(name="t", task="omniglot", preprocess="p", config={}, eval={}, episode_steps=50)
-    lean = export_step(learner, tmp_path / "lean.onnx", meta)
-    traced = export_step(learner, tmp_path / "traced.onnx", meta, lean=False)
-    assert len(onnx.load(lean).graph.node) < len(onnx.load(traced).graph.node)
+    deployed = export_step(learner, tmp_path / "deployed.onnx", meta)
+    traced = export_step(learner, tmp_path / "traced.onnx", meta, as_trained=True)
+    assert len(onnx.load(deployed).graph.node) < len(onnx.load(traced).graph.node)
     inputs = P.episode_inputs(cfg.num_classes, cfg.image_size, 4, 50)
     reference = P.run_episodes(P.torch_step(learner), learner.state_shapes(), inputs)
-    result = P.compare(reference, P.run_episodes(P.onnxruntime_step(lean), learner.state_shapes(), inputs), P.FP32)
+    result = P.compare(reference, P.run_episodes(P.onnxruntime_step(deployed), learner.state_shapes(), inputs), P.FP32)
     assert result["passed"], result["failures"]
 
 

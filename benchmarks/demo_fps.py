@@ -51,16 +51,17 @@ def make_clip(path: Path, frames: int, classes: int) -> dict[int, int]:
 def one_run(model: str, video: str, events: dict, threads: int | None, max_frames: int, prefetch: bool,
             preprocess_in_capture: bool = True):
     from edgemeta.runtime.demo.core import DemoCore
+    from edgemeta.runtime.demo.feed import FrameFeed
     from edgemeta.runtime.demo.headless import run_headless
     from edgemeta.runtime.learner import Learner
     from edgemeta.runtime.camera.sources import VideoSource
 
     learner = Learner.load(model, threads=threads)
     core = DemoCore(learner)
-    transform = core.prepare if prefetch and preprocess_in_capture else None
-    with VideoSource(video, prefetch=prefetch, transform=transform) as src:
+    prepare = core.prepare if prefetch and preprocess_in_capture else None  # else the loop preprocesses
+    with FrameFeed(VideoSource(video), prepare, background=prefetch) as feed:
         t, loop_cpu, all_cpu = time.perf_counter(), time.thread_time(), time.process_time()
-        result = run_headless(src, core, events=events, overlay=True, max_frames=max_frames, progress=False,
+        result = run_headless(feed, core, events=events, overlay=True, max_frames=max_frames, progress=False,
                               echo=lambda line: None)
         wall = time.perf_counter() - t
         result.cpu = {"loop": time.thread_time() - loop_cpu, "process": time.process_time() - all_cpu}

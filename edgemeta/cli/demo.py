@@ -46,7 +46,9 @@ def command(model, source, device, backend, headless, script, log, record, state
     ground truth (printing the learning curve), and writes --log / --record.
     """
     from edgemeta import EdgemetaError
+    from edgemeta.devices.profiles import load_profile
     from edgemeta.runtime.demo.core import DemoCore, configure_opencv, resolve_model
+    from edgemeta.runtime.demo.feed import FrameFeed
     from edgemeta.runtime.demo.headless import run_headless
     from edgemeta.runtime.demo.window import run_interactive
     from edgemeta.runtime.demo.events import load_events
@@ -56,7 +58,7 @@ def command(model, source, device, backend, headless, script, log, record, state
 
     if script and not headless:
         raise EdgemetaError("--script needs --headless (in the window, keys 1-9, 0 teach)")
-    profile = _profile(device) if device else None
+    profile = load_profile(device) if device else None
     if not headless:
         from edgemeta.runtime.demo.window import check_display
 
@@ -84,17 +86,17 @@ def command(model, source, device, backend, headless, script, log, record, state
     size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None else {}
     configure_opencv()
     core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
-    # Decoding and preprocessing run in the source's thread, the learner and the overlay in this one.
-    with VideoSource(uri, prefetch=True, transform=core.prepare, open_backend=open_backend, **size) as video:
+    # Decoding and preprocessing run in the feed's capture thread, the learner and the overlay in this one.
+    with FrameFeed(VideoSource(uri, open_backend=open_backend, **size), core.prepare, background=True) as feed:
         click.echo(f"model {learner.path.name}: {learner.num_classes} classes, {learner.input_size}x{learner.input_size} input; "
                    f"source {uri}")
         try:
             if headless:
-                result = run_headless(video, core, events=events, shots_to_teach=shots_to_teach, log=log,
+                result = run_headless(feed, core, events=events, shots_to_teach=shots_to_teach, log=log,
                                       record=record, max_frames=max_frames, echo=click.echo)
                 _summary(result, learner)
             else:
-                run_interactive(video, core, state_path=state_path, log=log, record=record, max_frames=max_frames)
+                run_interactive(feed, core, state_path=state_path, log=log, record=record, max_frames=max_frames)
         finally:
             if state_path is not None:  # saved even when the run ends in an error: nothing learned is lost
                 learner.save_state(state_path)
@@ -114,18 +116,6 @@ def _check_state_path(path: Path) -> None:
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise EdgemetaError(f"--state {path}: cannot write in {folder} (read-only or no permission); pass another path")
             return
-
-
-def _profile(name):
-    from edgemeta import EdgemetaError
-
-    try:
-        from edgemeta.devices.profiles import load_profile
-    except ModuleNotFoundError as e:
-        if e.name == "edgemeta.devices.profiles":
-            raise EdgemetaError("--device needs device profiles, which this edgemeta lacks: upgrade edgemeta") from None
-        raise
-    return load_profile(name)
 
 
 def _summary(result, learner) -> None:

@@ -8,10 +8,13 @@ or by name when the learner has class names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:  # the record is the demo's; drawing needs only its fields
+    from edgemeta.runtime.demo.core import Observation
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 GREEN = (60, 200, 60)
@@ -33,23 +36,14 @@ HELP = (
 
 
 @dataclass
-class OverlayInfo:
-    """What the overlay shows besides the frame (the demo fills it each frame)."""
+class Hud:
+    """What the overlay shows besides the frame's own facts: the learner's classes and the window's state."""
 
-    roi: Optional[tuple] = None  # (x, y, w, h) in frame pixels
-    bbox: Optional[tuple] = None  # ink box (x, y, w, h) in frame pixels
-    found: bool = False
-    image: Optional[np.ndarray] = None  # the learner's (S, S) input, ink = 1
-    pred: Optional[int] = None
-    confidence: float = 0.0
-    unknown: bool = False
-    probs: Optional[np.ndarray] = None  # (C,) class probabilities
     counts: Sequence[int] = ()  # taught examples per class
     names: Optional[Sequence[str]] = None
     fps: float = 0.0
     status: str = ""  # a transient message ("taught class 2", "saved state to ...")
     help: bool = False
-    taught: Optional[int] = None  # the class taught on this frame
 
 
 def class_name(k: int, names: Optional[Sequence[str]] = None) -> str:
@@ -58,43 +52,46 @@ def class_name(k: int, names: Optional[Sequence[str]] = None) -> str:
     return str(k + 1)
 
 
-def draw(frame: np.ndarray, info: OverlayInfo, inplace: bool = False) -> np.ndarray:
-    """The annotated `frame` (BGR uint8): a copy, or `frame` itself drawn on when `inplace`."""
+def draw(frame: np.ndarray, obs: Optional[Observation], hud: Hud, inplace: bool = False) -> np.ndarray:
+    """`frame` (BGR uint8) annotated with what the demo made of it (`obs`, None before the first frame) and
+    the `hud`: a copy, or `frame` itself drawn on when `inplace`."""
     out = frame if inplace else frame.copy()
     h, w = out.shape[:2]
     s = max(h, 240) / 480.0  # text and layout scale with the frame
     thick = max(1, int(round(1.5 * s)))
 
-    if info.roi is not None:
-        x, y, rw, rh = (int(v) for v in info.roi)
-        cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), GREEN if info.found else ORANGE, thick)
-    if info.bbox is not None and info.found:
-        x, y, bw, bh = (int(v) for v in info.bbox)
-        cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), YELLOW, 1)
+    symbol = obs.symbol if obs is not None else None
+    if symbol is not None:
+        x, y, rw, rh = symbol.roi
+        cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), GREEN if symbol.found else ORANGE, thick)
+        if symbol.found:
+            x, y, bw, bh = symbol.bbox
+            cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), YELLOW, 1)
 
-    _prediction(out, info, s, thick)
-    _bars(out, info, s)
-    _thumbnail(out, info.image, s)
-    footer = f"FPS {info.fps:5.1f}   taught {int(np.sum(info.counts)) if len(info.counts) else 0}   h: help"
+    _prediction(out, obs, hud, s, thick)
+    _bars(out, obs, hud, s)
+    if symbol is not None and symbol.found:
+        _thumbnail(out, symbol.image, s)
+    footer = f"FPS {hud.fps:5.1f}   taught {int(np.sum(hud.counts)) if len(hud.counts) else 0}   h: help"
     _text(out, footer, (int(8 * s), h - int(10 * s)), 0.5 * s, WHITE, 1)
-    if info.status:
-        _text(out, info.status, (int(8 * s), h - int(34 * s)), 0.55 * s, YELLOW, 1)
-    if info.help:
+    if hud.status:
+        _text(out, hud.status, (int(8 * s), h - int(34 * s)), 0.55 * s, YELLOW, 1)
+    if hud.help:
         _help(out, s)
     return out
 
 
-def _prediction(out, info: OverlayInfo, s: float, thick: int) -> None:
-    if info.taught is not None:
-        text, colour = f"taught {class_name(info.taught, info.names)}", YELLOW
-    elif not any(info.counts):
+def _prediction(out, obs: Optional[Observation], hud: Hud, s: float, thick: int) -> None:
+    if obs is not None and obs.taught is not None:
+        text, colour = f"taught {class_name(obs.taught, hud.names)}", YELLOW
+    elif not any(hud.counts):
         text, colour = "teach me: show a symbol, press 1", WHITE
-    elif not info.found:
+    elif obs is None or not obs.found:
         text, colour = "no symbol", GREY
-    elif info.pred is None or info.unknown:
-        text, colour = f"?  ({info.confidence:.0%})", ORANGE
+    elif obs.pred is None or obs.unknown:
+        text, colour = f"?  ({obs.confidence:.0%})", ORANGE
     else:
-        text, colour = f"{class_name(info.pred, info.names)}  {info.confidence:.0%}", GREEN
+        text, colour = f"{class_name(obs.pred, hud.names)}  {obs.confidence:.0%}", GREEN
     scale = 1.0 * s
     (tw, th), base = cv2.getTextSize(text, FONT, scale, thick + 1)
     pad = int(8 * s)
@@ -102,9 +99,11 @@ def _prediction(out, info: OverlayInfo, s: float, thick: int) -> None:
     cv2.putText(out, text, (pad, pad + th), FONT, scale, colour, thick + 1, cv2.LINE_AA)
 
 
-def _bars(out, info: OverlayInfo, s: float) -> None:
+def _bars(out, obs: Optional[Observation], hud: Hud, s: float) -> None:
     """One row per taught class: name, taught count, a confidence bar."""
-    counts = list(info.counts)
+    counts = list(hud.counts)
+    probs = obs.probs if obs is not None else None
+    pred = obs.pred if obs is not None and not obs.unknown else None
     taught = [k for k, c in enumerate(counts) if c > 0]
     if not taught:
         return
@@ -115,21 +114,19 @@ def _bars(out, info: OverlayInfo, s: float) -> None:
     cv2.rectangle(out, (x0 - int(6 * s), 0), (w, y0 + row * len(taught) + int(4 * s)), PANEL, -1)
     for i, k in enumerate(taught):
         y = y0 + i * row
-        p = float(info.probs[k]) if info.probs is not None and k < len(info.probs) else 0.0
-        name = class_name(k, info.names)[:8]
+        p = float(probs[k]) if probs is not None and k < len(probs) else 0.0
+        name = class_name(k, hud.names)[:8]
         _text(out, f"{name} ({counts[k]})", (x0, y + int(15 * s)), 0.45 * s, WHITE, 1, shadow=False)
         bx = x0 + label_w
         cv2.rectangle(out, (bx, y + int(4 * s)), (bx + bar_w, y + row - int(4 * s)), GREY, 1)
         fill = int(round(bar_w * min(max(p, 0.0), 1.0)))
         if fill > 0:
-            colour = BAR_TOP if k == info.pred and not info.unknown else BAR
+            colour = BAR_TOP if k == pred else BAR
             cv2.rectangle(out, (bx, y + int(4 * s)), (bx + fill, y + row - int(4 * s)), colour, -1)
 
 
-def _thumbnail(out, image: Optional[np.ndarray], s: float) -> None:
+def _thumbnail(out, image: np.ndarray, s: float) -> None:
     """The learner's input, ink dark on white as on paper, magnified with visible pixels."""
-    if image is None:
-        return
     h, w = out.shape[:2]
     side = int(96 * s)
     thumb = np.clip(255.0 * (1.0 - image), 0, 255).astype(np.uint8)

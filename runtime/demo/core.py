@@ -22,7 +22,8 @@ from typing import Optional
 import numpy as np
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime.camera.overlay import OverlayInfo
+from edgemeta.runtime.camera.frames import FrameResult, frame_to_input
+from edgemeta.runtime.camera.overlay import Hud
 from edgemeta.runtime.learner import LEARNERS_DIR, resolve_learner, shipped_learners
 
 DEFAULT_MODELS = ("default", "mann")  # the product learner first, the paper's MANN as the fallback
@@ -45,20 +46,25 @@ def resolve_model(model: str | os.PathLike | None) -> str | os.PathLike:
 
 @dataclass
 class Observation:
-    """One processed frame."""
+    """One frame's facts, from preprocessing through the learner to the log and the overlay.
+
+    `symbol` is what preprocessing found (frame_to_input's FrameResult: found, image, bbox, roi); the rest
+    is what the learner made of it. The loops, the log and the overlay all read this one record.
+    """
 
     index: int
     frame: np.ndarray
-    found: bool
-    image: Optional[np.ndarray]
-    bbox: Optional[tuple]
-    roi: Optional[tuple]
+    symbol: FrameResult
     probs: Optional[np.ndarray] = None  # (C,)
     pred: Optional[int] = None
     confidence: float = 0.0
     novelty: Optional[float] = None
     unknown: bool = False
     taught: Optional[int] = None
+
+    @property
+    def found(self) -> bool:
+        return self.symbol.found
 
     def record(self) -> dict:
         """The LOG.jsonl record (frame, pred, confidence, taught, found, unknown, novelty when present)."""
@@ -72,29 +78,28 @@ class Observation:
 class DemoCore:
     """Preprocess + predict/teach for one stream, with the demo's rules for naming classes."""
 
-    def __init__(self, learner, threshold: float = 0.5, novelty_threshold: float = 0.5, prepare=None):
+    def __init__(self, learner, threshold: float = 0.5, novelty_threshold: float = 0.5):
         self.learner = learner
         self.threshold = float(threshold)
         self.novelty_threshold = float(novelty_threshold)
         self.size = int(learner.input_size)
         self.num_classes = int(learner.num_classes)
-        self._prepare = prepare or _default_prepare
         self.seconds = {"preprocess": 0.0, "step": 0.0}  # time spent per stage, for benchmarks
 
-    def prepare(self, frame: np.ndarray):
-        """Preprocess one frame (runtime/camera/frames.py); thread-safe, so a VideoSource can run it while it
-        decodes (VideoSource(transform=core.prepare)) and hand the result over with the frame."""
+    def prepare(self, frame: np.ndarray) -> FrameResult:
+        """Preprocess one frame (runtime/camera/frames.py); thread-safe, so a FrameFeed can run it in its
+        capture thread while this thread runs the learner."""
         t = time.perf_counter()
-        prep = self._prepare(frame, self.size)
+        symbol = frame_to_input(frame, self.size)
         self.seconds["preprocess"] += time.perf_counter() - t
-        return prep
+        return symbol
 
-    def observe(self, frame: np.ndarray, index: int, prep=None) -> Observation:
-        """Preprocess (unless `prep` is given) and predict (no commit)."""
-        obs = self._preprocessed(frame, index, prep)
+    def observe(self, frame: np.ndarray, index: int, symbol: Optional[FrameResult] = None) -> Observation:
+        """Preprocess (unless `symbol` is given) and predict (no commit)."""
+        obs = Observation(index, frame, symbol if symbol is not None else self.prepare(frame))
         if obs.found and self.learner.num_taught > 0:
             t = time.perf_counter()
-            pred = self.learner.predict(obs.image)
+            pred = self.learner.predict(obs.symbol.image)
             self.seconds["step"] += time.perf_counter() - t
             self._fill(obs, pred, self._taught_classes())
         return obs
@@ -109,7 +114,7 @@ class DemoCore:
             return False
         taught_before = self._taught_classes()
         t = time.perf_counter()
-        pred = self.learner.teach(obs.image, int(label))
+        pred = self.learner.teach(obs.symbol.image, int(label))
         self.seconds["step"] += time.perf_counter() - t
         if taught_before.size:
             self._fill(obs, pred, taught_before)
@@ -118,11 +123,12 @@ class DemoCore:
         obs.taught = int(label)
         return True
 
-    def process(self, frame: np.ndarray, index: int, teach: Optional[int] = None, prep=None) -> Observation:
+    def process(self, frame: np.ndarray, index: int, teach: Optional[int] = None,
+                symbol: Optional[FrameResult] = None) -> Observation:
         """observe() or, for a taught frame, teach() directly (one learner step either way)."""
         if teach is None:
-            return self.observe(frame, index, prep)
-        obs = self._preprocessed(frame, index, prep)
+            return self.observe(frame, index, symbol)
+        obs = Observation(index, frame, symbol if symbol is not None else self.prepare(frame))
         self.teach(obs, teach)
         return obs
 
@@ -132,30 +138,19 @@ class DemoCore:
                 f"class {label} is out of range for this model's {self.num_classes} classes (valid: 0-{self.num_classes - 1})"
             )
 
-    def overlay_info(self, obs: Optional[Observation], fps: float = 0.0, status: str = "", help: bool = False) -> OverlayInfo:
-        info = OverlayInfo(counts=self.counts(), names=self._names(), fps=fps, status=status, help=help)
-        if obs is not None:
-            info.roi, info.bbox, info.found, info.image = obs.roi, obs.bbox, obs.found, obs.image
-            info.pred, info.confidence, info.unknown, info.probs = obs.pred, obs.confidence, obs.unknown, obs.probs
-            info.taught = obs.taught
-        return info
+    def hud(self, fps: float = 0.0, status: str = "", help: bool = False) -> Hud:
+        """What the overlay shows besides the frame's own facts."""
+        return Hud(counts=self.counts(), names=self.names(), fps=fps, status=status, help=help)
 
     def counts(self) -> np.ndarray:
         return np.asarray(self.learner.counts, dtype=np.int64).reshape(-1)
 
-    def _names(self):
+    def names(self) -> Optional[list]:
         names = getattr(self.learner, "class_names", None)
         return list(names) if names is not None and any(names) else None
 
     def _taught_classes(self) -> np.ndarray:
         return np.flatnonzero(self.counts() > 0)
-
-    def _preprocessed(self, frame: np.ndarray, index: int, prep=None) -> Observation:
-        if prep is None:
-            prep = self.prepare(frame)
-        found = bool(prep.found) and prep.image is not None
-        return Observation(index=index, frame=frame, found=found, image=prep.image if found else None,
-                           bbox=_xywh(getattr(prep, "bbox", None)), roi=_xywh(getattr(prep, "roi", None)))
 
     def _fill(self, obs: Observation, pred, taught: np.ndarray) -> None:
         probs = np.asarray(pred.probs, dtype=np.float32).reshape(-1)
@@ -174,18 +169,6 @@ def configure_opencv() -> None:
     import cv2
 
     cv2.setNumThreads(1)
-
-
-def _default_prepare(frame: np.ndarray, size: int):
-    from edgemeta.runtime.camera.frames import frame_to_input
-
-    return frame_to_input(frame, size)
-
-
-def _xywh(box) -> Optional[tuple]:
-    if box is None:
-        return None
-    return tuple(int(v) for v in box)
 
 
 def open_recorder(path, source):

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from edgemeta.runtime.camera.overlay import draw
 from edgemeta.runtime.demo.core import DemoCore, Fps, open_recorder
+from edgemeta.runtime.demo.feed import FrameFeed
 
 
 @dataclass
@@ -27,7 +28,7 @@ class HeadlessResult:
 
 
 def run_headless(
-    source,
+    feed: FrameFeed,
     core: DemoCore,
     *,
     events: Optional[dict] = None,
@@ -39,7 +40,7 @@ def run_headless(
     echo: Callable[[str], None] = print,
     progress: bool = True,
 ) -> HeadlessResult:
-    """Run `source` to its end (or max_frames): teach scripted `events` {frame: label}, or, on a synthetic
+    """Run the feed's source to its end (or max_frames): teach scripted `events` {frame: label}, or, on a synthetic
     source with `shots_to_teach` k and no events, the first k shots of each class (ground truth).
 
     overlay: draw the annotated frame (default: only when recording); benchmarks turn it on.
@@ -57,6 +58,7 @@ def run_headless(
     def say(line: str) -> None:
         _say(line, echo, bar)
 
+    source = feed.source
     camera = getattr(source, "backend", None)
     teacher = None
     if not events and shots_to_teach and hasattr(camera, "truth_of"):
@@ -77,16 +79,16 @@ def run_headless(
         index = 0
         while max_frames is None or index < max_frames:
             t0 = time.perf_counter()
-            frame = source.read()
+            captured = feed.next()
             seconds["decode"] += time.perf_counter() - t0
-            if frame is None:
-                if getattr(source, "ended", False):
+            if captured is None:
+                if feed.ended:
                     break
                 continue  # a live source timed out or is reconnecting; what was learned is kept
-            truth = getattr(source, "truth", None)
+            truth = captured.truth
             label = teacher.label_for(truth) if teacher else events.get(index)
             counts_before = core.counts() if teacher else None
-            obs = core.process(frame, index, teach=label, prep=getattr(source, "prepared", None))
+            obs = core.process(captured.frame, index, teach=label, symbol=captured.symbol)
             if label is not None and obs.taught is None:
                 say(f"frame {index}: no symbol found; class {label} not taught")
             if teacher:
@@ -95,7 +97,7 @@ def run_headless(
             result.found += obs.found
             result.taught += obs.taught is not None
             t1 = time.perf_counter()
-            canvas = draw(frame, core.overlay_info(obs, fps.tick()), inplace=True) if overlay else None
+            canvas = draw(obs.frame, obs, core.hud(fps.tick()), inplace=True) if overlay else None
             t2 = time.perf_counter()
             if writer:
                 rec = obs.record()

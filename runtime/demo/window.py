@@ -10,11 +10,13 @@ from typing import Optional
 import numpy as np
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime.camera.overlay import OverlayInfo, class_name, draw
+from edgemeta.runtime.camera.overlay import class_name, draw
 from edgemeta.runtime.demo.core import DemoCore, Fps, Observation, open_recorder
+from edgemeta.runtime.demo.feed import FrameFeed
 
 WINDOW = "edgemeta demo"
 STATUS_SECONDS = 2.0
+BLANK = np.full((480, 640, 3), 32, np.uint8)  # shown until the first frame arrives
 KEY_QUIT = (ord("q"), 27)
 
 
@@ -35,7 +37,7 @@ def check_display() -> None:
 
 
 def run_interactive(
-    source,
+    feed: FrameFeed,
     core: DemoCore,
     *,
     state_path: Optional[os.PathLike] = None,
@@ -60,7 +62,7 @@ def run_interactive(
                             "(opencv-python-headless?); install opencv-python, or use --headless") from None
     state_path = Path(state_path) if state_path else Path("edgemeta-state.npz")
     writer = JsonlLog(log) if log else None
-    recorder = open_recorder(record, source)
+    recorder = open_recorder(record, feed.source)
     fps, status, status_until, show_help = Fps(), "", 0.0, False
     obs: Optional[Observation] = None
     shown = 0
@@ -68,20 +70,20 @@ def run_interactive(
     try:
         while True:
             fresh = False
-            if not getattr(source, "ended", False) and (max_frames is None or shown < max_frames):
-                frame = source.read()
-                if frame is not None:
-                    obs = core.observe(frame, shown, getattr(source, "prepared", None))
+            if not feed.ended and (max_frames is None or shown < max_frames):
+                captured = feed.next()
+                if captured is not None:
+                    obs = core.observe(captured.frame, shown, captured.symbol)
                     shown += 1
                     fresh = True
-                elif not getattr(source, "ended", False):
+                elif not feed.ended:
                     status, status_until = "waiting for the camera...", time.monotonic() + STATUS_SECONDS
             elif status_until < time.monotonic():
                 status, status_until = "end of video: keys still work, q quits", float("inf")
             if time.monotonic() > status_until:
                 status = ""
-            info = core.overlay_info(obs, fps.tick() if fresh else fps.value, status, show_help)
-            canvas = draw(obs.frame, info) if obs is not None else _blank(info)
+            hud = core.hud(fps.tick() if fresh else fps.value, status, show_help)
+            canvas = draw(obs.frame if obs is not None else BLANK, obs, hud)  # a copy: BLANK stays blank
             cv2.imshow(window, canvas)
             key = cv2.waitKey(1 if fresh else 30) & 0xFF
             if key in KEY_QUIT or _window_closed(cv2, window):
@@ -131,7 +133,7 @@ def _teach_key(core: DemoCore, obs: Optional[Observation], label: int) -> str:
         return f"already taught this frame as {class_name(obs.taught)}"
     if not core.teach(obs, label):
         return "no symbol found: not taught"
-    return f"taught class {class_name(label, core._names())} ({int(core.counts()[label])} examples)"
+    return f"taught class {class_name(label, core.names())} ({int(core.counts()[label])} examples)"
 
 
 def _load_state(core: DemoCore, path: Path) -> str:
@@ -149,7 +151,3 @@ def _window_closed(cv2, window: str) -> bool:
         return cv2.getWindowProperty(window, cv2.WND_PROP_VISIBLE) < 1
     except cv2.error:
         return True
-
-
-def _blank(info: OverlayInfo) -> np.ndarray:
-    return draw(np.full((480, 640, 3), 32, np.uint8), info)

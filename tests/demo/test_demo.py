@@ -11,6 +11,7 @@ import pytest
 from edgemeta import EdgemetaError
 from edgemeta.cli import main
 from edgemeta.runtime.demo.core import DemoCore
+from edgemeta.runtime.demo.feed import FrameFeed
 from edgemeta.runtime.demo.headless import run_headless
 from edgemeta.runtime.demo.window import key_to_label, run_interactive
 from edgemeta.runtime.learner import LEARNERS_DIR
@@ -25,8 +26,9 @@ def _headless(learner_path, omniglot, k, uri=SESSION, **kwargs):
     from edgemeta.runtime.learner import Learner
 
     learner = Learner.load(learner_path, threads=1)
-    with VideoSource(uri, dataset=omniglot) as src:
-        return run_headless(src, DemoCore(learner), shots_to_teach=k, progress=False, echo=lambda s: None, **kwargs), learner
+    core = DemoCore(learner)
+    with FrameFeed(VideoSource(uri, dataset=omniglot), core.prepare) as feed:
+        return run_headless(feed, core, shots_to_teach=k, progress=False, echo=lambda s: None, **kwargs), learner
 
 
 def test_one_taught_shot_per_class_is_recognised_well_above_chance(tiny_onnx, omniglot):
@@ -164,7 +166,7 @@ def test_camera_dropping_mid_run_keeps_what_was_learned(tiny_onnx, omniglot, tmp
     source = _DroppingSource([f for f, _ in rendered], [t for _, t in rendered], drop_at, gap=4)
     learner = Learner.load(tiny_onnx, threads=1)
     log = tmp_path / "LOG.jsonl"
-    result = run_headless(source, DemoCore(learner), events=events, log=log, progress=False)
+    result = run_headless(FrameFeed(source), DemoCore(learner), events=events, log=log, progress=False)
     assert source.nones == 4 and result.frames == cam.num_frames  # the drop was waited out, no frame lost
     assert learner.num_taught == 3 and list(learner.counts) == [1, 1, 1]
     records = [json.loads(line) for line in log.read_text().splitlines()]
@@ -204,7 +206,7 @@ def test_reconnecting_video_source_in_the_demo_keeps_state(tiny_onnx, omniglot):
     learner = Learner.load(tiny_onnx, threads=1)
     src = VideoSource("0", open_backend=open_backend, sleep=lambda s: None, reconnect_tries=3)
     events = {3: 0, 8: 1}
-    result = run_headless(src, DemoCore(learner), events=events, max_frames=len(frames), progress=False)
+    result = run_headless(FrameFeed(src), DemoCore(learner), events=events, max_frames=len(frames), progress=False)
     assert src.reconnects == 1 and position["opens"] == 3
     assert result.frames == len(frames) and learner.num_taught == 2
 
@@ -255,8 +257,8 @@ def test_interactive_loop_keys_without_a_display(tiny_onnx, omniglot, tmp_path, 
     uri = "synthetic://omniglot?classes=3&shots=1&frames_per_shot=2&gap=0&width=160&height=120&seed=1"
     state = tmp_path / "state.npz"
     log = tmp_path / "LOG.jsonl"
-    with VideoSource(uri, dataset=omniglot) as src:
-        frames = run_interactive(src, DemoCore(learner), state_path=state, log=log)
+    with FrameFeed(VideoSource(uri, dataset=omniglot)) as feed:
+        frames = run_interactive(feed, DemoCore(learner), state_path=state, log=log)
     assert frames == 6 and len(shown) == 11
     assert state.exists()  # s saved after teaching classes 0 and 1
     assert learner.num_taught == 2 and list(learner.counts) == [1, 1, 0]  # r reset, then l loaded them back
@@ -287,7 +289,7 @@ def test_ctrl_c_ends_a_live_run_cleanly_and_keeps_log_and_video(tiny_onnx, tmp_p
             return frame
 
     log, video = tmp_path / "LOG.jsonl", tmp_path / "OUT.mp4"
-    result = run_headless(Camera(), DemoCore(Learner.load(tiny_onnx)), events={1: 2}, log=log, record=video,
+    result = run_headless(FrameFeed(Camera()), DemoCore(Learner.load(tiny_onnx)), events={1: 2}, log=log, record=video,
                           progress=False)
     assert result.interrupted and result.frames == 5 and result.taught == 1
     assert len(log.read_text().splitlines()) == 5

@@ -147,6 +147,9 @@ def _help(out, s: float) -> None:
 
 def _text(out, text: str, org, scale: float, colour, thick: int, shadow: bool = True) -> None:
     # Small text is drawn without anti-aliasing: LINE_AA costs ~10x more, and at this size it barely shows.
-    if shadow:  # readable on light paper and dark scenes alike
-        cv2.putText(out, text, (org[0] + 1, org[1] + 1), FONT, scale, (0, 0, 0), thick + 1, cv2.LINE_8)
+    # The shadow (readable on light paper and dark scenes alike) is the same text one pixel down and right, at
+    # the same thickness: OpenCV draws thicker text wider, so a thicker shadow drifts away from the text
+    # letter by letter and smears into it.
+    if shadow:
+        cv2.putText(out, text, (org[0] + 1, org[1] + 1), FONT, scale, (0, 0, 0), thick, cv2.LINE_8)
     cv2.putText(out, text, org, FONT, scale, colour, thick, cv2.LINE_8)

@@ -41,28 +41,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker(rank: int, world: int, port: int, model: str, batch: int, steps: int, compile_: bool, backend: str,
+def worker(rank: int, world: int, port: int, model: str, batch: int, length: int, compile_: bool, backend: str,
            commands, results) -> None:
     """One data-parallel process: on each command, time that many training iterations on its rows."""
     import torch.distributed as dist
 
     from edgemeta.training.distributed import DistContext
-    from edgemeta.training.compiled_step import TrainStep, compile_core, default_compile_steps
-    from edgemeta.models import build_learner, preset
+    from edgemeta.training.compiled_step import TrainStep, compile_core, default_span
+    from edgemeta.models import build_learner
+    from edgemeta.training.presets import preset
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     ctx = DistContext(rank=rank, world_size=world, local_rank=rank, owns_group=True)
     device = torch.device("cpu")
-    cfg = preset(model)
+    cfg = preset(model).model_config()
     torch.manual_seed(0)
     learner = build_learner(cfg)
     opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    core = compile_core(learner, device, "default", backend, default_compile_steps(device)) if compile_ else None
+    core = compile_core(learner, device, "default", backend, default_span(device)) if compile_ else None
     step = TrainStep(learner, opt, sched, ctx, device, batch, 0.5, 10.0, core)
-    x, prev, labels = synthetic_batch(cfg, batch, steps, device)
+    x, prev, labels = synthetic_batch(cfg, batch, length, device)
     rows = ctx.shard(batch)
     x, prev, labels = x[rows], prev[rows], labels[rows]
     try:
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--processes", type=int, default=2, help="data-parallel processes, one thread each")
     p.add_argument("--threads", type=int, default=0, help="threads of the one-process loops (0: one per core)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=50, help="episode length (mann: 5 ways x 10 instances)")
+    p.add_argument("--episode-length", type=int, default=50, help="time steps per episode (mann: 5 ways x 10 instances)")
     p.add_argument("--iters", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-compile", action="store_true", help="the processes run the eager step")
@@ -99,12 +100,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(threads)
 
     from edgemeta.training.compiled_step import EpisodeLoss
-    from edgemeta.models import build_learner, preset
+    from edgemeta.models import build_learner
+    from edgemeta.training.presets import preset
 
-    cfg = preset(args.model)
+    cfg = preset(args.model).model_config()
     torch.manual_seed(0)
     base = build_learner(cfg)
-    x, prev, labels = synthetic_batch(cfg, args.batch, args.steps, torch.device("cpu"))
+    x, prev, labels = synthetic_batch(cfg, args.batch, args.episode_length, torch.device("cpu"))
     ref = copy.deepcopy(base)
     plain = copy.deepcopy(base)
     plain_loss = EpisodeLoss(plain, 0.5)
@@ -119,13 +121,13 @@ def main(argv=None) -> int:
     commands = [ctx.Queue() for _ in range(args.processes)]
     results = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=worker, args=(r, args.processes, port, args.model, args.batch, args.steps,
+    procs = [ctx.Process(target=worker, args=(r, args.processes, port, args.model, args.batch, args.episode_length,
                                                not args.no_compile, args.backend, commands, results))
              for r in range(args.processes)]
     for proc in procs:
         proc.start()
     name = f"{args.processes} processes" + ("" if args.no_compile else ", compiled")
-    print(f"cpu, {os.cpu_count()} cores, model {args.model}, batch {args.batch}, episode length {args.steps}, "
+    print(f"cpu, {os.cpu_count()} cores, model {args.model}, batch {args.batch}, episode length {args.episode_length}, "
           f"torch {torch.__version__}; one-process loops on {threads} thread(s)")
     try:
         t = time.perf_counter()

@@ -64,11 +64,11 @@ def reference_core(learner, features, gates_x, prev_label, state):
 
 def reference_unroll(learner, images, prev_labels):
     """The episode loop as first written: each step indexes x[:, t] (whose backward zero-fills [B, T, ...]
-    T times) and, for the label-memory MANN, runs `reference_core`; the same weights and function as
+    T times) and, for the MANN, runs `reference_core`; the same weights and function as
     `learner.unroll`, which the plain loop runs."""
-    from edgemeta.models import MANNLearner
+    from edgemeta.models.mann import MANNLearner
 
-    original = isinstance(learner, MANNLearner) and learner.cfg.label_memory
+    original = isinstance(learner, MANNLearner)
     b, t = images.shape[:2]
     feats = learner.encoder(images.reshape(b * t, *images.shape[2:])).reshape(b, t, -1)
     x_proj = learner.controller.project(torch.cat([feats, prev_labels], dim=2)) if original else learner.project(feats, prev_labels)
@@ -112,22 +112,23 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def synthetic_batch(cfg, batch: int, steps: int, device, seed=0):
+def synthetic_batch(cfg, batch: int, length: int, device, seed=0):
     g = np.random.default_rng(seed)
-    images = torch.from_numpy((g.random((batch, steps, 1, cfg.image_size, cfg.image_size)) > 0.8).astype(np.float32))
-    labels = torch.from_numpy(g.integers(0, cfg.num_classes, (batch, steps)))
+    images = torch.from_numpy((g.random((batch, length, 1, cfg.image_size, cfg.image_size)) > 0.8).astype(np.float32))
+    labels = torch.from_numpy(g.integers(0, cfg.num_classes, (batch, length)))
     prev = prev_label_onehot(labels, cfg.num_classes)
     return images.to(device), prev.to(device), labels.to(device)
 
 
 def model_loops(args, device):
     from edgemeta.training.compiled_step import EpisodeLoss, compile_core, uses_cuda_graphs
-    from edgemeta.models import build_learner, preset
+    from edgemeta.models import build_learner
+    from edgemeta.training.presets import preset
 
-    cfg = preset(args.model)
+    cfg = preset(args.model).model_config()
     torch.manual_seed(0)
     base = build_learner(cfg).to(device)
-    x, prev, labels = synthetic_batch(cfg, args.batch, args.steps, device)
+    x, prev, labels = synthetic_batch(cfg, args.batch, args.episode_length, device)
 
     def ce(logits, novelty):
         return F.cross_entropy(logits.flatten(0, 1), labels.flatten())
@@ -141,13 +142,13 @@ def model_loops(args, device):
     compiled_graphs = False
     if not args.no_compile:
         fast = copy.deepcopy(base)
-        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode, args.backend, args.compile_steps))
+        fast_loss = EpisodeLoss(fast, 0.5, compile_core(fast, device, args.compile_mode, args.backend, args.span))
         loops.append(Loop("compiled", fast, lambda x, p, y: fast_loss(x, p, y)[0], device))
         compiled_graphs = uses_cuda_graphs(device, True, args.compile_mode)
 
     print(f"device {device}, threads {torch.get_num_threads()}, model {args.model}, batch {args.batch}, "
-          f"episode length {args.steps}, torch {torch.__version__}"
-          + ("" if args.no_compile else f", compiled: {args.compile_steps} steps per graph"))
+          f"episode length {args.episode_length}, torch {torch.__version__}"
+          + ("" if args.no_compile else f", compiled: {args.span} time steps per graph"))
     if not args.no_compile:
         t = time.perf_counter()
         for _ in range(3):  # CUDA graphs record on the 2nd-3rd call; everything compiles on the 1st
@@ -174,11 +175,12 @@ def sampling(args, device):
     from edgemeta.runtime.omniglot import load_omniglot, split_classes
     from edgemeta.training.compiled_step import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core
     from edgemeta.training.distributed import DistContext
-    from edgemeta.models import build_learner, preset
+    from edgemeta.models import build_learner
+    from edgemeta.training.presets import preset
 
-    cfg = preset(args.model)
+    cfg = preset(args.model).model_config()
     images = load_omniglot(args.data).images(cfg.image_size)[split_classes()["train"]]
-    sampler = EpisodeSampler(images, cfg.num_classes, 5, instances=args.steps // 5, augment=True)
+    sampler = EpisodeSampler(images, cfg.num_classes, 5, instances=args.episode_length // 5, augment=True)
     times = []
     for k in range(args.iters):
         t = time.perf_counter()
@@ -187,7 +189,7 @@ def sampling(args, device):
     print(f"sampling with augmentation, in the loop's process: {args.batch / statistics.median(times):.0f} episodes/s")
     from edgemeta.data.device_sampler import DeviceEpisodeSampler
 
-    on_device = DeviceEpisodeSampler(torch.from_numpy(images).to(device), cfg.num_classes, 5, instances=args.steps // 5,
+    on_device = DeviceEpisodeSampler(torch.from_numpy(images).to(device), cfg.num_classes, 5, instances=args.episode_length // 5,
                                      augment=True)
     gen = torch.Generator(device=device).manual_seed(0)
     times = []
@@ -205,7 +207,7 @@ def sampling(args, device):
         learner = build_learner(cfg).to(device)
         opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        core = None if args.no_compile else compile_core(learner, device, args.compile_mode, args.backend, args.compile_steps)
+        core = None if args.no_compile else compile_core(learner, device, args.compile_mode, args.backend, args.span)
         step = TrainStep(learner, opt, sched, DistContext(), device, args.batch, 0.5, 10.0, core)
         batches = EpisodeBatches(sampler, cfg.num_classes, 0, args.batch)
         stamps = []
@@ -222,14 +224,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mann", choices=["mann", "lstm", "default"])
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=50, help="episode length (mann: 5 ways x 10 instances)")
+    p.add_argument("--episode-length", type=int, default=50, help="time steps per episode (mann: 5 ways x 10 instances)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--iters", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-compile", action="store_true", help="skip the compiled loop")
     p.add_argument("--compile-mode", default="auto")
-    p.add_argument("--compile-steps", type=int, default=0, help="steps per compiled graph (0: what edgemeta train uses)")
+    p.add_argument("--span", type=int, default=0, help="time steps per compiled graph (0: what edgemeta train uses)")
     p.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: no code generation, for tests)")
     p.add_argument("--sampling", action="store_true", help="also measure episode sampling (needs --data)")
     p.add_argument("--workers", type=int, default=1)
@@ -243,10 +245,10 @@ def main(argv=None) -> int:
         print("error: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
         return 1
     device = torch.device(args.device)
-    if not args.compile_steps:  # what edgemeta train uses on this device
-        from edgemeta.training.compiled_step import default_compile_steps
+    if not args.span:  # what edgemeta train uses on this device
+        from edgemeta.training.compiled_step import default_span
 
-        args.compile_steps = default_compile_steps(device)
+        args.span = default_span(device)
     model_loops(args, device)
     if args.sampling:
         sampling(args, device)

@@ -29,7 +29,8 @@ from edgemeta.training.checkpoint import BEST, LAST, load_checkpoint, save_check
 from edgemeta.data.quadratic import (
     oracle_predictions, running_mean_predictions, nmse_by_index, sample_episodes,
 )
-from edgemeta.models.learner import ExplicitState, LSTMController
+from edgemeta.models.lstm import LSTMController
+from edgemeta.models.step_learner import ExplicitState
 
 ARCH = "quadratic-lstm"
 TABLE_INDICES = (1, 2, 5, 10, 20, 30, 35, 40, 50)  # example indices printed in the table (1-based)

@@ -18,7 +18,8 @@ def bench_torch(model: str, batch: int, steps: int, runs: int, threads: int | No
         raise EdgemetaError("--backend torch needs PyTorch: pip install edgemeta[train]") from None
     import numpy as np
 
-    from edgemeta.models import PRESETS, build_learner, preset
+    from edgemeta.models import build_learner
+    from edgemeta.training.presets import PRESETS, preset
     from edgemeta.runtime.bench import peak_rss_bytes, time_steps
 
     p = Path(model)
@@ -30,7 +31,7 @@ def bench_torch(model: str, batch: int, steps: int, runs: int, threads: int | No
         learner, source = learner_from_checkpoint(load_checkpoint(p)), str(p)
     elif model in PRESETS:
         torch.manual_seed(0)
-        learner, source = build_learner(preset(model)), f"preset {model} (untrained weights)"
+        learner, source = build_learner(preset(model).model_config()), f"preset {model} (untrained weights)"
     else:
         raise EdgemetaError(f"{model} is neither a checkpoint nor a preset ({', '.join(PRESETS)}); pass a run directory or .pt")
     if threads:

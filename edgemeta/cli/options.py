@@ -1,4 +1,4 @@
-"""Option parsing shared by several commands."""
+"""Option parsing shared by several commands, and the train options built from the preset table."""
 from __future__ import annotations
 
 import click
@@ -27,6 +27,27 @@ data_option = click.option(
     "--data", type=click.Path(file_okay=False), default=None, envvar="EDGEMETA_DATA", show_envvar=True,
     help="Omniglot directory (images_background.zip, images_evaluation.zip).",
 )
+
+
+def preset_option(field: str, *decls: str, help: str, **kwargs):
+    """A click option for TrainConfig field `field` whose default comes from the preset table: the
+    shared value where every preset agrees (shown as click's default), else None and each preset's
+    value in the help (the command then takes the chosen preset's)."""
+    from edgemeta.training.presets import PRESETS
+
+    values = {name: getattr(p.train, field) for name, p in PRESETS.items()}
+    if len(set(values.values())) == 1:
+        return click.option(*decls, field, default=next(iter(values.values())), show_default=True, help=help, **kwargs)
+    shown = ", ".join(f"{name} {_shown(v)}" for name, v in values.items())
+    return click.option(*decls, field, default=None, help=f"{help}  [preset default: {shown}]", **kwargs)
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):  # ways
+        return str(value[0]) if value[0] == value[1] else f"{value[0]}-{value[1]}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class ModelOption(click.ParamType):

@@ -1,11 +1,17 @@
-"""Learners: MANN (LSTM + LRUA memory) and the LSTM baseline, each a single explicit-state step."""
-from edgemeta.models.config import ARCHS, PRESETS, ModelConfig, preset
-from edgemeta.models.learner import LSTMLearner, StepLearner
-from edgemeta.models.mann import MANNLearner
+"""Learners: MANN (LSTM + LRUA memory) and the LSTM baseline, each a single explicit-state step.
+
+Importing the package loads no torch (the configs and `edgemeta train --help` need none); the learners
+load when built.
+"""
+from edgemeta.models.config import ARCHS, ModelConfig
 
 
-def build_learner(cfg: ModelConfig) -> StepLearner:
+def build_learner(cfg: ModelConfig):
+    """The StepLearner `cfg` describes, freshly initialised (seed torch first for a reproducible start)."""
+    from edgemeta.models.lstm import LSTMLearner
+    from edgemeta.models.mann import MANNLearner
+
     return {"mann": MANNLearner, "lstm": LSTMLearner}[cfg.arch](cfg)
 
 
-__all__ = ["ARCHS", "PRESETS", "ModelConfig", "preset", "build_learner", "StepLearner", "MANNLearner", "LSTMLearner"]
+__all__ = ["ARCHS", "ModelConfig", "build_learner"]

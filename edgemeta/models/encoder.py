@@ -34,29 +34,15 @@ class ConvEncoder(nn.Module):
             channels, size = out, size // 2
         self.body = nn.Sequential(*layers)
         self.proj = nn.Linear(channels * size * size, cfg.embedding)
-        self.pixel_skip = cfg.pixel_skip
-        if cfg.pixel_skip:
-            # Start as the pixels alone (CNN features zero) and let the CNN grow in: its random
-            # features would otherwise add a large common component that hides the pixel similarity.
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
-        if cfg.embedding_norm:
-            self.norm = FixedLength(cfg.embedding)
-        elif cfg.pixel_skip:
-            self.norm = nn.Identity()
-        else:
-            self.norm = nn.LayerNorm(cfg.embedding)
-        self.out_features = cfg.embedding + (cfg.image_size * cfg.image_size if cfg.pixel_skip else 0)
+        self.norm = FixedLength(cfg.embedding) if cfg.embedding_norm else nn.LayerNorm(cfg.embedding)
+        self.out_features = cfg.embedding
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
-        """The CNN's embedding alone (what encoder pretraining trains)."""
+        """The CNN's embedding (what encoder pretraining trains, and what the controller sees)."""
         return self.norm(self.proj(self.body(image).flatten(1)))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        features = self.embed(image)
-        if self.pixel_skip:
-            features = torch.cat([features, image.flatten(1)], dim=1)
-        return features
+        return self.embed(image)
 
 
 class FixedLength(nn.Module):

@@ -11,12 +11,11 @@ One step, for B episodes, N slots of width W, H heads:
   output      logits = Linear([h, r])
 
 Departures from the paper, each for a reason:
-- label-aligned writes (`label_memory`, on by default): the label of x_{t-1} arrives at step t, so
-  the row written at step t is [k_{t-1}; y_{t-1}] (the previous key is kept in state), and reads
-  compare keys only. A read then returns the label of similar past inputs directly, instead of the
-  LSTM having to learn to carry x_{t-1} over one step to bind it to its late label. Meta-training
-  gets to the paper's accuracy in a small fraction of the episodes; `label_memory=False` is the
-  paper's exact write;
+- label-aligned writes: the label of x_{t-1} arrives at step t, so the row written at step t is
+  [k_{t-1}; y_{t-1}] (the previous key is kept in state, `keys`), and reads compare keys only. A read
+  then returns the label of similar past inputs directly, instead of the LSTM having to learn to
+  carry x_{t-1} over one step to bind it to its late label, and meta-training reaches the paper's
+  accuracy in a small fraction of its episodes;
 - a learned read sharpness beta >= 1 (as in NTMs): plain cosine softmax over 128 slots is nearly
   uniform, which slows learning a lot;
 - each write head takes its own least-used slot (the paper's w^lu has the H least-used slots set),
@@ -24,7 +23,7 @@ Departures from the paper, each for a reason:
 - optionally (`key_init="embedding"`, the product `default`), keys that start as the pretrained
   embedding itself (memory as wide as the embedding; the key weights an identity on the features and
   zero on the controller), so the first reads are a cosine nearest neighbour over the episode so far,
-  the strongest one-shot rule a pretrained embedding offers; `train_keys=False` keeps them there;
+  the strongest one-shot rule a pretrained embedding offers;
 - ties in usage (all zero in a fresh learner) are broken by a tiny fixed per-slot offset, so the
   least-used set always has exactly H slots without OneHot/ScatterND (TensorRT cannot run them).
 """
@@ -35,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgemeta.models.config import ModelConfig
-from edgemeta.models.learner import LSTMController, StepLearner
+from edgemeta.models.lstm import LSTMController
+from edgemeta.models.step_learner import StepLearner
 
 EPS = 1e-6  # keeps norms of the all-zero fresh memory differentiable (d sqrt(x)/dx is inf at 0)
 TIE_BREAK = 1e-5  # per-slot usage offset: slot i counts as used i * TIE_BREAK more than slot 0
@@ -49,7 +49,7 @@ class MANNLearner(StepLearner):
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         n, w, heads = cfg.memory_slots, cfg.memory_width, cfg.read_heads
-        self.row = w + (cfg.num_classes if cfg.label_memory else 0)  # memory row: [key; label]
+        self.row = w + cfg.num_classes  # memory row: [key; label]
         self.controller = LSTMController(self.encoder.out_features + cfg.num_classes, heads * self.row, cfg.controller)
         # Heads see the controller state and the image features directly: keys that depend on the
         # image itself (not only through the LSTM's mixed state) make same-class images meet in memory
@@ -67,31 +67,21 @@ class MANNLearner(StepLearner):
                 weight[:, :w].zero_()
                 weight[:, :w, cfg.controller:] = KEY_SCALE * torch.eye(w)
                 bias[:, :w].zero_()
-        if not cfg.train_keys:
-            # A gradient mask rather than a separate fixed key: the step (and so every exported graph)
-            # stays the same function of the same weights, only training leaves the key rows alone.
-            rows = torch.ones(heads, w + 2, 1)
-            rows[:, :w] = 0.0
-            self.register_buffer("key_grad_mask", rows.reshape(heads * (w + 2), 1), persistent=False)
-            self.heads.weight.register_hook(lambda g: g * self.key_grad_mask)
-            self.heads.bias.register_hook(lambda g: g * self.key_grad_mask[:, 0])
         self.out = nn.Linear(cfg.controller + heads * self.row, cfg.num_classes)
         self.novelty = nn.Linear(cfg.controller + heads * self.row, 1) if cfg.novelty else None
         self.register_buffer("tie_break", torch.arange(n, dtype=torch.float32) * TIE_BREAK, persistent=False)
 
     def state_shapes(self):
         c = self.cfg
-        shapes = {
+        return {
             "h": (c.controller,),
             "c": (c.controller,),
             "memory": (c.memory_slots, self.row),
             "read": (c.read_heads * self.row,),
             "read_weights": (c.read_heads, c.memory_slots),
             "usage": (c.memory_slots,),
+            "keys": (c.read_heads, c.memory_width),  # k_{t-1}, written next step with its label
         }
-        if c.label_memory:
-            shapes["keys"] = (c.read_heads, c.memory_width)  # k_{t-1}, written next step with its label
-        return shapes
 
     def project(self, features, prev_label):
         """[controller input projection | the heads' image share]: the heads see [h, features], and
@@ -118,7 +108,7 @@ def lrua_access(cfg: ModelConfig, tie_break: torch.Tensor, p: torch.Tensor, prev
                 state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The memory half of a step, shared by training (`MANNLearner.core`) and the exported graph
     (export/mann_graph.py): head parameters p [B, H, W + 2] (key, write gate, read sharpness) ->
-    the next memory, read, read_weights, usage (and keys with label_memory)."""
+    the next memory, read, read_weights, usage and keys."""
     heads, w = cfg.read_heads, cfg.memory_width
     keys = torch.tanh(p[..., :w])  # [B, H, W]
     write_gate = torch.sigmoid(p[..., w : w + 1])  # [B, H, 1]
@@ -131,11 +121,8 @@ def lrua_access(cfg: ModelConfig, tie_break: torch.Tensor, p: torch.Tensor, prev
 
     # sigmoid(a) w_r + (1 - sigmoid(a)) lu, written with one product fewer
     write_w = least_used + write_gate * (state["read_weights"] - least_used)
-    if cfg.label_memory:
-        # the label of the previous input has just arrived: store it beside that input's key
-        content = torch.cat([state["keys"], prev_label.unsqueeze(1).expand(-1, heads, -1)], dim=2)
-    else:
-        content = keys
+    # the label of the previous input has just arrived: store it beside that input's key
+    content = torch.cat([state["keys"], prev_label.unsqueeze(1).expand(-1, heads, -1)], dim=2)
     keep = 1.0 - least_used[:, 0, :].unsqueeze(2)  # the least-used slot is zeroed, then written
     memory = torch.baddbmm(state["memory"] * keep, write_w.transpose(1, 2), content)  # [B, N, row]
 
@@ -150,7 +137,4 @@ def lrua_access(cfg: ModelConfig, tie_break: torch.Tensor, p: torch.Tensor, prev
     read = torch.bmm(read_w, memory).flatten(1)  # [B, H*row]
 
     new_usage = cfg.gamma * state["usage"] + (read_w + write_w).sum(1)
-    nxt = {"memory": memory, "read": read, "read_weights": read_w, "usage": new_usage}
-    if cfg.label_memory:
-        nxt["keys"] = keys
-    return nxt
+    return {"memory": memory, "read": read, "read_weights": read_w, "usage": new_usage, "keys": keys}

@@ -1,14 +1,12 @@
 """The training loop's inner parts, built for speed without changing what is computed.
 
 - `EpisodeLoss`: the episode's loss as a module (what DistributedDataParallel wraps), optionally
-  stepping through time with a compiled copy of the learner's `core`. A MANN episode is T = 50-100
-  steps of ~40 small ops each; eager PyTorch pays a launch per op (per kernel on a GPU), while
-  `torch.compile` fuses each step's element-wise work into a few kernels, and on CUDA replays them
-  as CUDA graphs. The learner's own `step`/`core` (what export uses) are untouched.
-- `EpisodeBatches` / `batch_stream`: episodes sampled ahead in worker processes (sampling with the
-  paper's augmentation costs about a tenth of a CPU training step, and more than a GPU step), batch
-  k drawn from the same generator `default_rng([seed, k])` as the plain loop, so workers change
-  when, never what.
+  stepping through time with a compiled copy of the learner's `core`. An episode is 50-100 time
+  steps of a few dozen small ops each; eager PyTorch pays a launch per op (per kernel on a GPU),
+  while `torch.compile` fuses each time step's element-wise work into a few kernels, and on CUDA
+  replays them as CUDA graphs. The learner's own `step`/`core` (what export uses) are untouched.
+- `EpisodeBatches` / `batch_stream`: episodes sampled ahead in worker processes, batch k drawn from
+  the same generator `default_rng([seed, k])` as the plain loop, so workers change when, never what.
 - `TrainStep`: one optimizer step on this process's share of the global batch.
 """
 from __future__ import annotations
@@ -24,8 +22,7 @@ from torch import nn
 
 from edgemeta import EdgemetaError
 from edgemeta.data.episodes import Episodes
-
-COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+from edgemeta.training.config import COMPILE_MODES
 
 
 def novelty_targets(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -36,7 +33,7 @@ def novelty_targets(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 class EpisodeLoss(nn.Module):
-    """Cross-entropy over all steps (+ weighted novelty loss where the learner has that head) and accuracy."""
+    """Cross-entropy over all time steps (+ weighted novelty loss where the learner has that head) and accuracy."""
 
     def __init__(self, learner, novelty_weight: float = 0.5, core=None):
         super().__init__()
@@ -48,7 +45,7 @@ class EpisodeLoss(nn.Module):
         state = None
         if self.core is not None and torch.is_grad_enabled():
             # A compiled core guards on requires_grad: a fresh state that requires grad, like every
-            # later state does, lets step 0 reuse the graph of steps 1..T-1 (one compile, not two).
+            # later state does, lets time step 0 reuse the graph of time steps 1..T-1 (one compile, not two).
             state = {k: v.requires_grad_() for k, v in self.learner.zero_state(images.shape[0], images.device).items()}
         if isinstance(self.core, CompiledSpan):
             logits, novelty, _ = self.learner.unroll(images, prev, state, span=self.core)
@@ -62,43 +59,42 @@ class EpisodeLoss(nn.Module):
         return loss, acc
 
 
-def compile_core(learner, device: torch.device, mode: str = "auto", backend: str = "inductor", steps: int = 1):
+def compile_core(learner, device: torch.device, mode: str = "auto", backend: str = "inductor", span: int = 1):
     """`learner.core` through torch.compile: on CPU fused C++ kernels, on CUDA Triton kernels in CUDA graphs.
 
     mode "auto": "reduce-overhead" (CUDA graphs) on CUDA, "default" on CPU. Compiling takes tens of
     seconds to minutes on a small CPU (once per process; inductor caches kernels on disk for the next run).
-    steps > 1: compile `steps` steps as one graph instead (a `CompiledSpan` of `learner.run_steps`):
-    on a CPU the graph then fuses across steps and runs 1/steps as many compiled calls (10 steps: 1.35x
-    one step per call on two threads, 1.05x on one, for a first compile of about 1.5 minutes; see
-    docs/training.md).
+    span > 1: compile `span` time steps as one graph instead (a `CompiledSpan` of `learner.run_span`):
+    the graph then fuses across time steps, and Python makes 1/span as many compiled calls, at the
+    price of a longer first compile.
     """
     if mode not in COMPILE_MODES:
         raise EdgemetaError(f"unknown compile mode {mode!r}; valid: {', '.join(COMPILE_MODES)}")
-    if steps < 1:
-        raise EdgemetaError(f"compile steps must be >= 1, got {steps}")
+    if span < 1:
+        raise EdgemetaError(f"a compiled span must cover >= 1 time step, got {span}")
     if mode == "auto":
         mode = "reduce-overhead" if device.type == "cuda" else "default"
     if backend == "inductor" and device.type == "cpu" and not _has_cxx():
         raise EdgemetaError("--compile on CPU needs a C++ compiler (g++); install one (apt-get install g++) or drop --compile")
     kwargs = {"mode": mode} if backend == "inductor" else {}
     # fullgraph: a graph break inside the step would silently fall back to slow eager pieces
-    if steps == 1:
+    if span == 1:
         return torch.compile(learner.core, backend=backend, dynamic=False, fullgraph=True, **kwargs)
-    return CompiledSpan(torch.compile(learner.run_steps, backend=backend, dynamic=False, fullgraph=True, **kwargs), steps)
+    return CompiledSpan(torch.compile(learner.run_span, backend=backend, dynamic=False, fullgraph=True, **kwargs), span)
 
 
-def default_compile_steps(device: torch.device) -> int:
-    """Steps per compiled graph when not given: 10 on a CPU (measured faster); 1 on CUDA, where CUDA
-    graphs already remove the per-step launch cost and longer graphs are not measured yet."""
+def default_span(device: torch.device) -> int:
+    """Time steps per compiled graph when not given: 10 on a CPU, where fusing across time steps pays;
+    1 on CUDA, where CUDA graphs already remove the per-step launch cost."""
     return 1 if device.type == "cuda" else 10
 
 
 class CompiledSpan:
-    """A compiled `run_steps`: `steps` steps of time per call (`StepLearner.unroll(span=...)` cuts time
-    into such spans; a shorter last span compiles once more)."""
+    """A compiled `run_span`: `length` time steps per call (`StepLearner.unroll(span=...)` cuts time into
+    such spans; a shorter last span compiles once more)."""
 
-    def __init__(self, fn, steps: int):
-        self.fn, self.steps = fn, steps
+    def __init__(self, fn, length: int):
+        self.fn, self.length = fn, length
 
     def __call__(self, feats, x_proj, prev_labels, state):
         return self.fn(feats, x_proj, prev_labels, state)
@@ -118,7 +114,7 @@ def take(ep: Episodes, rows: slice) -> Episodes:
 
 
 class EpisodeBatches(torch.utils.data.Dataset):
-    """Item k: this process's rows `shard` of training step k's `batch_size` episodes, as CPU tensors
+    """Item k: this process's rows `shard` of optimizer step k's `batch_size` episodes, as CPU tensors
     (images [b, T, 1, S, S], one-hot previous labels [b, T, C], labels [b, T])."""
 
     def __init__(self, sampler, num_classes: int, seed: int, batch_size: int, shard: slice | None = None):

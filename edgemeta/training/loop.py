@@ -11,7 +11,6 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,82 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from edgemeta import EdgemetaError
-from edgemeta.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
 from edgemeta.models import ModelConfig, build_learner
-
-
-SAMPLERS = ("auto", "host", "device")
-
-
-@dataclass
-class TrainConfig:
-    task: str = "omniglot"  # "omniglot" (few-shot classification) or "quadratic" (Hochreiter 2001)
-    model: str = "mann"  # preset the model config came from: mann | lstm | default
-    ways: tuple[int, int] = (5, 5)  # classes per episode, a range for a varying number of ways
-    instances: int | None = 10  # examples per class (episode length = ways * instances) ...
-    steps: int | None = None  # ... or a fixed episode length split among the ways
-    episodes: int = 100_000  # total training episodes (optimizer steps = episodes / batch_size)
-    batch_size: int = 32  # episodes per optimizer step
-    lr: float = 1e-3  # Adam learning rate
-    lr_min_ratio: float = 0.1  # cosine decay to lr * lr_min_ratio by the last step
-    grad_clip: float = 10.0  # global gradient-norm clip: recurrent nets spike now and then
-    novelty_weight: float = 0.5  # weight of the novelty loss, where the learner has that head
-    augment: bool = True  # the paper's augmentation (90-degree class rotations, small jitter)
-    seed: int = 0  # seeds weights and every episode
-    val_every: int = 200  # optimizer steps between validations (and best-checkpoint updates)
-    val_episodes: int = 500  # validation episodes (5-way, or C-way if C < 5; 10 instances; validation classes)
-    ckpt_every: int = 100  # optimizer steps between last-checkpoint saves
-    device: str = "auto"  # cpu | cuda | auto
-    threads: int = 0  # torch CPU threads, 0 = torch's default
-    data: str | None = None  # Omniglot directory (else $EDGEMETA_DATA)
-    workers: int = 0  # processes sampling episodes ahead of training (0: sample in the training loop)
-    sampler: str = "auto"  # host (numpy + OpenCV) | device (torch ops on the device) | auto (device on CUDA)
-    compile: bool = False  # torch.compile the learner's step for training (same numbers, faster; compiles first)
-    compile_mode: str = "auto"  # torch.compile mode; auto: CUDA graphs on CUDA, inductor's default on CPU
-    compile_steps: int = 0  # steps of time per compiled graph; 0: 10 on CPU, 1 on CUDA (fast_loop.default_compile_steps)
-    pretrain_epochs: int = 0  # conv encoder: epochs as a character classifier before meta-training (edgemeta/training/pretrain.py)
-    encoder_lr_scale: float = 1.0  # the encoder's learning rate as a fraction of lr (below 1: keep pretrained features)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.ways, int):
-            self.ways = (self.ways, self.ways)
-        self.ways = tuple(int(w) for w in self.ways)
-        if self.episodes < 1 or self.batch_size < 1:
-            raise EdgemetaError("episodes and batch_size must be >= 1")
-        if not self.lr > 0:
-            raise EdgemetaError(f"learning rate must be > 0, got {self.lr}")
-        if self.pretrain_epochs < 0:
-            raise EdgemetaError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
-        if not self.encoder_lr_scale >= 0:
-            raise EdgemetaError(f"encoder_lr_scale must be >= 0, got {self.encoder_lr_scale}")
-        if self.workers < 0:
-            raise EdgemetaError(f"workers must be >= 0, got {self.workers}")
-        if self.sampler not in SAMPLERS:
-            raise EdgemetaError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if self.sampler == "device" and self.workers:
-            raise EdgemetaError("--workers sample on the host; with --sampler device there is nothing for them to do")
-        from edgemeta.training.compiled_step import COMPILE_MODES
-
-        if self.compile_mode not in COMPILE_MODES:
-            raise EdgemetaError(f"unknown compile mode {self.compile_mode!r}; valid: {', '.join(COMPILE_MODES)}")
-        if self.compile_steps < 0:
-            raise EdgemetaError(f"compile_steps must be >= 0 (0: automatic), got {self.compile_steps}")
-        if self.compile_steps and not self.compile:
-            raise EdgemetaError("--compile-steps sets how many steps one compiled graph spans; add --compile, or drop it")
-
-    @property
-    def total_steps(self) -> int:
-        return max(1, math.ceil(self.episodes / self.batch_size))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ways"] = list(self.ways)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+from edgemeta.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
+from edgemeta.training.config import TrainConfig
 
 
 def pick_device(name: str) -> torch.device:
@@ -119,7 +45,7 @@ class OmniglotTask:
         if cfg.ways[1] > model_cfg.num_classes:
             raise EdgemetaError(f"--ways {cfg.ways[1]} exceeds the model's {model_cfg.num_classes} classes")
         self.train = EpisodeSampler(
-            images[split["train"]], model_cfg.num_classes, cfg.ways, instances=cfg.instances, steps=cfg.steps,
+            images[split["train"]], model_cfg.num_classes, cfg.ways, instances=cfg.instances, steps=cfg.episode_length,
             augment=cfg.augment,
         )
         self.validation_images = images[split["validation"]]
@@ -129,7 +55,7 @@ class OmniglotTask:
         from edgemeta.data.device_sampler import DeviceEpisodeSampler
 
         return DeviceEpisodeSampler(torch.from_numpy(self.train_images).to(device), model_cfg.num_classes, cfg.ways,
-                                    instances=cfg.instances, steps=cfg.steps, augment=cfg.augment)
+                                    instances=cfg.instances, steps=cfg.episode_length, augment=cfg.augment)
 
 
 def param_groups(learner, cfg: TrainConfig) -> list[dict]:
@@ -147,13 +73,6 @@ def param_groups(learner, cfg: TrainConfig) -> list[dict]:
 
 def uses_device_sampler(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.sampler == "device" or (cfg.sampler == "auto" and device.type == "cuda" and not cfg.workers)
-
-
-def episode_loss(learner, images, prev, labels, novelty_weight: float):
-    """(loss, accuracy) of one batch of episodes; see fast_loop.EpisodeLoss."""
-    from edgemeta.training.compiled_step import EpisodeLoss
-
-    return EpisodeLoss(learner, novelty_weight)(images, prev, labels)
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
@@ -196,7 +115,8 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     from tqdm import tqdm
 
     from edgemeta.evaluation.accuracy import accuracy_by_instance
-    from edgemeta.training.compiled_step import (EpisodeBatches, TrainStep, batch_stream, compile_core, default_compile_steps,
+    from edgemeta.evaluation.torch_runner import TorchEpisodes
+    from edgemeta.training.compiled_step import (EpisodeBatches, TrainStep, batch_stream, compile_core, default_span,
                                     device_batch_stream,
                                     uses_cuda_graphs)
 
@@ -264,7 +184,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         learner.encoder.requires_grad_(False)  # frozen (after any pretraining): no gradients computed for it
     core = None
     if cfg.compile:
-        core = compile_core(learner, device, cfg.compile_mode, steps=cfg.compile_steps or default_compile_steps(device))
+        core = compile_core(learner, device, cfg.compile_mode, span=cfg.span or default_span(device))
     train_step = TrainStep(learner, opt, sched, ctx, device, cfg.batch_size, cfg.novelty_weight, cfg.grad_clip, core,
                            cuda_graphs=uses_cuda_graphs(device, cfg.compile, cfg.compile_mode))
     if uses_device_sampler(cfg, device):
@@ -307,8 +227,8 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
                 metrics = {"step": step, "loss": run_loss, "train_acc": run_acc, "episodes_per_s": eps, "best_val": best}
             bar.update(1)
             if validate:
-                val = accuracy_by_instance(learner, task.validation_images, min(5, model_cfg.num_classes), 10,
-                                           cfg.val_episodes, seed=cfg.seed + 1, device=str(device))
+                val = accuracy_by_instance(TorchEpisodes(learner, device), task.validation_images,
+                                           min(5, model_cfg.num_classes), 10, cfg.val_episodes, seed=cfg.seed + 1)
                 score = float(np.mean(val["accuracy"][1:]))  # instances 2..10: what few-shot learning is about
                 metrics.update(val=val["accuracy"], val_score=score, elapsed_s=time.perf_counter() - t0)
                 history.append(metrics)

@@ -206,11 +206,13 @@ def small_learner(tmp_path_factory):
     """An untrained, small MANN exported with the real exporter."""
     torch = pytest.importorskip("torch")
     from edgemeta.export.onnx_export import export_step
-    from edgemeta.models import build_learner, preset
+    from edgemeta.models import build_learner
     from edgemeta.runtime.preprocess import PREPROCESS_ID
 
     torch.manual_seed(0)
-    cfg = preset("mann", controller=16, memory_slots=8, memory_width=8, read_heads=1)
+    from edgemeta.training.presets import preset
+
+    cfg = preset("mann").model_config(controller=16, memory_slots=8, memory_width=8, read_heads=1)
     meta = {"name": "mann", "task": "omniglot", "preprocess": PREPROCESS_ID, "config": {"model": cfg.to_dict()},
             "eval": {}, "episode_steps": 50}
     return export_step(build_learner(cfg), tmp_path_factory.mktemp("learner") / "learner.onnx", meta)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from edgemeta.models import ModelConfig, build_learner, preset
+from edgemeta.models import ModelConfig, build_learner
+from edgemeta.training.presets import preset
 
 SMALL = dict(arch="mann", image_size=8, num_classes=3, controller=16, memory_slots=8, memory_width=4, read_heads=2)
 
@@ -22,7 +23,7 @@ def run_steps(learner, steps, batch=2, seed=0):
 
 
 def test_paper_sizes():
-    m = build_learner(preset("mann"))
+    m = build_learner(preset("mann").model_config())
     shapes = m.state_shapes()
     assert shapes["h"] == (200,) and shapes["memory"][0] == 128 and shapes["read_weights"] == (4, 128)
     assert m.cfg.image_size == 20 and m.cfg.num_classes == 5
@@ -139,26 +140,4 @@ def test_embedding_keys_need_a_matching_memory_width():
         ModelConfig(**{**EMBED_KEYS, "memory_width": 12}, key_init="embedding")
     with pytest.raises(EdgemetaError, match="unknown key_init"):
         ModelConfig(**EMBED_KEYS, key_init="pca")
-    with pytest.raises(EdgemetaError, match="train_keys=False"):
-        ModelConfig(**EMBED_KEYS, train_keys=False)  # a random start kept for good is no use
 
-
-def test_fixed_embedding_keys_stay_put_while_the_rest_learns():
-    """train_keys=False: Adam steps move the controller, gates and outputs, never the key weights,
-    so every key stays tanh(KEY_SCALE * embedding) on any alphabet."""
-    torch.manual_seed(6)
-    m = build_learner(ModelConfig(**EMBED_KEYS, key_init="embedding", train_keys=False))
-    keys_before = m.heads.weight.detach().view(2, 18, -1)[:, :16].clone()
-    gates_before = m.heads.weight.detach().view(2, 18, -1)[:, 16:].clone()
-    lstm_before = m.controller.recurrent.weight.detach().clone()
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(3):
-        logits, _, _ = m.unroll(torch.rand(2, 5, 1, 8, 8), torch.rand(2, 5, 4))
-        opt.zero_grad()
-        logits.square().mean().backward()
-        opt.step()
-    heads = m.heads.weight.detach().view(2, 18, -1)
-    torch.testing.assert_close(heads[:, :16], keys_before, rtol=0, atol=0)
-    assert (m.heads.bias.detach().view(2, 18)[:, :16] == 0).all()
-    assert not torch.allclose(heads[:, 16:], gates_before)
-    assert not torch.allclose(m.controller.recurrent.weight, lstm_before)

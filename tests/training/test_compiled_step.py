@@ -69,8 +69,8 @@ def test_novelty_targets_mark_first_appearances():
     assert torch.equal(novelty_targets(labels, 3), expected)
 
 
-def compiled_against_plain(steps: int) -> tuple[int, object, int]:
-    """Loss, accuracy and gradients of the plain loop against `compile_core(..., steps=steps)` (run twice,
+def compiled_against_plain(span: int) -> tuple[int, object, int]:
+    """Loss, accuracy and gradients of the plain loop against `compile_core(..., span=span)` (run twice,
     so a second call must reuse the graphs) on one batch; asserts they match.
     -> (graphs compiled, the compiled core, episode length)."""
     from torch._dynamo.utils import counters
@@ -81,7 +81,7 @@ def compiled_against_plain(steps: int) -> tuple[int, object, int]:
     learner = build_learner(ModelConfig(**SMALL))
     x, prev, labels = a_batch()
     # aot_eager: the same tracing and autograd as inductor, without generating C++ (seconds, not a minute)
-    core = compile_core(learner, torch.device("cpu"), backend="aot_eager", steps=steps)
+    core = compile_core(learner, torch.device("cpu"), backend="aot_eager", span=span)
     results = []
     for loss_fn in (EpisodeLoss(learner, 0.5), EpisodeLoss(learner, 0.5, core), EpisodeLoss(learner, 0.5, core)):
         learner.zero_grad()
@@ -96,21 +96,21 @@ def compiled_against_plain(steps: int) -> tuple[int, object, int]:
 
 
 def test_compiled_core_matches_plain_and_compiles_once():
-    graphs, _, _ = compiled_against_plain(steps=1)
-    # step 0 (fresh state) and steps 1..T-1 share one graph: one compile per run, not two
+    graphs, _, _ = compiled_against_plain(span=1)
+    # time step 0 (fresh state) and time steps 1..T-1 share one graph: one compile per run, not two
     assert graphs == 1
 
 
-def test_compiled_spans_of_steps_match_plain_and_compile_once_per_span_length():
-    """--compile-steps K: K steps per compiled graph (the CPU default, 10) computes the same loss and
+def test_compiled_spans_match_plain_and_compile_once_per_span_length():
+    """--span K: K time steps per compiled graph (the CPU default, 10) computes the same loss and
     gradients; time is cut into spans of K, a shorter last span compiling once more."""
     from edgemeta.training.compiled_step import CompiledSpan
 
-    graphs, span, steps = compiled_against_plain(steps=5)
-    assert isinstance(span, CompiledSpan) and span.steps == 5 and steps % 5 != 0
+    graphs, span, length = compiled_against_plain(span=5)
+    assert isinstance(span, CompiledSpan) and span.length == 5 and length % 5 != 0
     assert graphs == 2  # spans of 5 and the last, shorter one
-    with pytest.raises(EdgemetaError, match="compile steps must be >= 1"):
-        compile_core(build_learner(ModelConfig(**SMALL)), torch.device("cpu"), backend="aot_eager", steps=0)
+    with pytest.raises(EdgemetaError, match="must cover >= 1 time step"):
+        compile_core(build_learner(ModelConfig(**SMALL)), torch.device("cpu"), backend="aot_eager", span=0)
 
 
 def test_workers_sample_exactly_the_loops_episodes():
@@ -156,9 +156,9 @@ def test_cli_flags_reach_the_train_config(tmp_path, monkeypatch):
     argv = ["train", "--out", str(tmp_path / "r"), "--workers", "2", "--compile", "--compile-mode", "default"]
     assert main(argv) == 0
     cfg = seen["cfg"]
-    assert (cfg.workers, cfg.compile, cfg.compile_mode, cfg.compile_steps) == (2, True, "default", 0)
-    assert main(argv + ["--compile-steps", "5"]) == 0 and seen["cfg"].compile_steps == 5
-    assert main(["train", "--out", str(tmp_path / "r"), "--compile-steps", "5"]) != 0  # without --compile
+    assert (cfg.workers, cfg.compile, cfg.compile_mode, cfg.span) == (2, True, "default", 0)
+    assert main(argv + ["--span", "5"]) == 0 and seen["cfg"].span == 5
+    assert main(["train", "--out", str(tmp_path / "r"), "--span", "5"]) != 0  # without --compile
     assert main(["train", "--out", str(tmp_path / "r"), "--compile-mode", "fast"]) != 0
 
 
@@ -170,7 +170,7 @@ def test_benchmark_prints_every_loop_with_ratios(capsys):
     spec = importlib.util.spec_from_file_location("train_throughput", REPO / "benchmarks" / "train_throughput.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    argv = ["--batch", "2", "--steps", "4", "--iters", "2", "--warmup", "0", "--backend", "aot_eager"]
+    argv = ["--batch", "2", "--episode-length", "4", "--iters", "2", "--warmup", "0", "--backend", "aot_eager"]
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["reference"], ["plain"],
@@ -229,13 +229,14 @@ def test_the_benchmarks_reference_loop_computes_what_the_learner_computes(name):
     import importlib.util
     from pathlib import Path
 
-    from edgemeta.models import build_learner, preset
+    from edgemeta.models import build_learner
+    from edgemeta.training.presets import preset
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "train_throughput.py"
     spec = importlib.util.spec_from_file_location("train_throughput", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    cfg = preset(name)
+    cfg = preset(name).model_config()
     torch.manual_seed(0)
     learner = build_learner(cfg)
     x, prev, _ = bench.synthetic_batch(cfg, 3, 20, "cpu")

@@ -141,7 +141,7 @@ def test_torchrun_cli_resumes_a_one_process_run_on_two_processes(tmp_path, data_
     import edgemeta.training.compiled_step
     from edgemeta.training.checkpoint import load_checkpoint
     from edgemeta.cli import main
-    from edgemeta.models import preset
+    from edgemeta.training.presets import preset
     from edgemeta.training.loop import TrainConfig, train
 
     args = ["train", "--data", str(data_dir), "--episodes", "16", "--batch-size", "4", "--val-every", "1000",
@@ -153,7 +153,7 @@ def test_torchrun_cli_resumes_a_one_process_run_on_two_processes(tmp_path, data_
     monkeypatch.setattr(edgemeta.training.compiled_step, "batch_stream", lambda b, start, stop, *a: stream(b, start, 2, *a))
     cfg = TrainConfig(episodes=16, batch_size=4, val_every=1000, val_episodes=4, ckpt_every=1, threads=1, device="cpu",
                       data=str(data_dir))
-    train(preset("mann"), cfg, tmp_path / "split", progress=False, log=lambda *a: None)
+    train(preset("mann").model_config(), cfg, tmp_path / "split", progress=False, log=lambda *a: None)
     assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 2
 
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
@@ -175,7 +175,7 @@ def test_the_processes_benchmark_times_all_three_loops():
     """benchmarks/train_processes.py: the one-process loops against data-parallel processes, one table."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "train_processes.py"
     proc = subprocess.run([sys.executable, str(script), "--processes", "2", "--threads", "1", "--batch", "4",
-                           "--steps", "10", "--iters", "1", "--warmup", "0", "--no-compile"],
+                           "--episode-length", "10", "--iters", "1", "--warmup", "0", "--no-compile"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {line.split()[0] for line in proc.stdout.splitlines()[-3:]}

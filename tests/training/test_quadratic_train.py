@@ -74,7 +74,7 @@ def test_cli_trains_evaluates_and_writes_the_table(tmp_path, capsys):
     """The documented command (docs/quadratic.md), shortened."""
     run = tmp_path / "quadratic"
     rc = main(["train", "--task", "quadratic", "--out", str(run), "--episodes", "64", "--batch-size", "32",
-               "--steps", "50", "--lr", "1e-2", "--threads", "1", "--device", "cpu"])
+               "--episode-length", "50", "--lr", "1e-2", "--threads", "1", "--device", "cpu"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "oracle" in out and "mean" in out

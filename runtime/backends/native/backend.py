@@ -126,7 +126,7 @@ def _model_config(meta: dict, where: str) -> dict:
         raise EdgemetaError(f"backend 'native' runs MANN learners with a flat encoder (e.g. mann); this learner has a "
                             f"{encoder} encoder: use backend='ort'")
     missing = [k for k in ("image_size", "num_classes", "controller", "memory_slots", "memory_width", "read_heads",
-                           "gamma", "label_memory", "novelty") if k not in cfg]
+                           "gamma", "novelty") if k not in cfg]
     if missing:
         raise EdgemetaError(f"{where}: model config lacks {', '.join(missing)}; re-export the learner with this edgemeta")
     if cfg["controller"] % 8:
@@ -213,7 +213,7 @@ class NativeBackend:
                                 "reads learners exported by `edgemeta export` (the lean MANN graph): re-export it")
         f, c, hd = cfg["image_size"] ** 2, cfg["num_classes"], cfg["controller"]
         n, w, heads = cfg["memory_slots"], cfg["memory_width"], cfg["read_heads"]
-        row = w + (c if cfg["label_memory"] else 0)
+        row = w + c  # label-aligned rows: [key; label]
         r = heads * row
         o = c + (1 if cfg["novelty"] else 0)
         self.dims = dict(F=f, C=c, Hd=hd, N=n, W=w, H=heads, row=row, R=r, K=f + c + hd + r, O=o)
@@ -250,9 +250,7 @@ class NativeBackend:
     def bind(self, state_shapes: dict, num_classes: int, input_size: int, has_novelty: bool) -> None:
         d, cfg, b = self.dims, self.cfg, self.batch
         expected = {"h": (d["Hd"],), "c": (d["Hd"],), "memory": (d["N"], d["row"]), "read": (d["R"],),
-                    "read_weights": (d["H"], d["N"]), "usage": (d["N"],)}
-        if cfg["label_memory"]:
-            expected["keys"] = (d["H"], d["W"])
+                    "read_weights": (d["H"], d["N"]), "usage": (d["N"],), "keys": (d["H"], d["W"])}
         if {k: tuple(v) for k, v in state_shapes.items()} != expected or num_classes != d["C"] \
                 or input_size ** 2 != d["F"] or has_novelty != bool(cfg["novelty"]):
             raise EdgemetaError(f"{self.path}: the graph's state {dict(state_shapes)} does not match its model config "
@@ -267,7 +265,7 @@ class NativeBackend:
         self._args = []
         for k in range(2):
             a = MannArgs(batch=b, F=d["F"], C=d["C"], Hd=d["Hd"], N=d["N"], W=d["W"], H=d["H"], row=d["row"],
-                         label_memory=int(bool(cfg["label_memory"])), has_novelty=int(has_novelty),
+                         label_memory=1, has_novelty=int(has_novelty),
                          int8=int(self.precision == "int8"), K=d["K"], Gp=d["Gp"], Pp=d["Pp"], Op=d["Op"],
                          gamma=float(cfg["gamma"]))
             for name, arr in wt.items():

@@ -47,7 +47,7 @@ def checkpoint_metadata(ckpt: dict) -> dict:
     """The metadata keys that come from the checkpoint (export_step adds the ones read off the learner)."""
     train = ckpt.get("train_config") or {}
     ways, instances = train.get("ways"), train.get("instances")
-    episode_steps = train.get("steps") or (max(ways) * instances if ways and instances else None)
+    episode_steps = train.get("episode_length") or (max(ways) * instances if ways and instances else None)
     return {
         "name": train.get("model") or "custom",
         "task": ckpt.get("task", "omniglot"),

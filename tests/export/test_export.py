@@ -46,7 +46,7 @@ def exports(tmp_path_factory, monkeypatch_module):
     root = tmp_path_factory.mktemp("exports")
     make_checkpoint(root / "flat.pt", FLAT, metrics={"val": [30.0, 60.0]}, model="mann", ways=(3, 3), instances=20)
     (root / "conv").mkdir()
-    make_checkpoint(root / "conv" / "best.pt", CONV, seed=1, model="default", ways=(2, 4), instances=None, steps=60)
+    make_checkpoint(root / "conv" / "best.pt", CONV, seed=1, model="default", ways=(2, 4), instances=None, episode_length=60)
     (root / "conv" / "eval.json").write_text(json.dumps({"ways": 4, "episodes": 10, "accuracy": [25.0, 80.0], "step": 0}))
     out = {}
     for name, ckpt in (("flat", root / "flat.pt"), ("conv", root / "conv")):
@@ -245,7 +245,7 @@ def test_readiness_accepts_constant_k_and_flags_custom_ops_and_new_opsets():
 
 def test_fp16_variant_keeps_float32_io_and_reports_parity(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("EDGEMETA_DATA", raising=False)
-    make_checkpoint(tmp_path / "c.pt", CONV, seed=2, model="default", ways=(4, 4), instances=None, steps=50)
+    make_checkpoint(tmp_path / "c.pt", CONV, seed=2, model="default", ways=(4, 4), instances=None, episode_length=50)
     assert main(["export", str(tmp_path / "c.pt"), "--out", str(tmp_path / "out"), "--fp16"]) == 0
     assert "parity fp16 onnxruntime" in capsys.readouterr().out
     half = json.loads((tmp_path / "out" / contract.EXPORT_REPORT_FILE).read_text())["parity"]["onnx_fp16"]

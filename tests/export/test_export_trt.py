@@ -38,7 +38,7 @@ def test_fp32_engine_keeps_episode_parity(tmp_path, cfg):
 
 
 def test_fp16_engine_reports_its_precision(tmp_path):
-    make_checkpoint(tmp_path / "c.pt", CONV, model="default", ways=(4, 4), instances=None, steps=50)
+    make_checkpoint(tmp_path / "c.pt", CONV, model="default", ways=(4, 4), instances=None, episode_length=50)
     report = export_checkpoint(tmp_path / "c.pt", tmp_path / "out", trt=True, fp16=True, max_batch=8, log=lambda s: None)
     result = report["parity"]["tensorrt"]
     assert result["passed"] and result["precision"] in ("fp16", "fp16-front")

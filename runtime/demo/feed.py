@@ -31,8 +31,9 @@ class Captured:
 
 
 class FrameFeed:
-    """Frames from `source` (anything with read() -> frame or None, and `.ended` once a finite source is
-    exhausted), each with its ground truth and, given `prepare`, its preprocessing result.
+    """Frames from `source` (a VideoSource, or anything with read() -> frame or None and `.ended` once a finite
+    source is exhausted), each with its ground truth (when the source's backend is a synthetic session) and,
+    given `prepare`, its preprocessing result.
 
     next() -> Captured, or None (no frame this time; `.ended` says whether the source is exhausted).
     The feed owns the source: close() stops the capture thread, then closes the source.
@@ -66,8 +67,12 @@ class FrameFeed:
         frame = self.source.read()
         if frame is None:
             return _END if getattr(self.source, "ended", False) else None
-        truth = getattr(self.source, "truth", None)  # read before the next frame replaces it
-        return Captured(frame, truth, self.prepare(frame) if self.prepare is not None else None)
+        return Captured(frame, self._truth(), self.prepare(frame) if self.prepare is not None else None)
+
+    def _truth(self):
+        """The synthetic session's ground truth of the frame just read (read now: frame_index moves on)."""
+        camera = getattr(self.source, "backend", None)
+        return camera.truth_of(self.source.frame_index) if hasattr(camera, "truth_of") else None
 
     def _pump(self) -> None:
         while not self._stop.is_set():

@@ -19,21 +19,26 @@ def _folder(tmp_path, n):
     return str(tmp_path)
 
 
+class _Plan:
+    def truth_of(self, i):
+        return f"truth {i}"
+
+
 class _Numbered:
-    """A finite source whose frames and truths are numbered; `truth` is replaced by every read()."""
+    """A finite source of numbered frames whose backend knows each frame's truth by index, as a synthetic
+    session does; frame_index moves on with every read()."""
 
     live = False
 
     def __init__(self, n):
-        self.n, self.i, self.ended, self.truth, self.closed = n, 0, False, None, False
+        self.n, self.frame_index, self.ended, self.closed, self.backend = n, -1, False, False, _Plan()
 
     def read(self):
-        if self.i == self.n:
+        if self.frame_index + 1 == self.n:
             self.ended = True
             return None
-        self.truth = f"truth {self.i}"
-        self.i += 1
-        return np.full((8, 8, 3), self.i - 1, np.uint8)
+        self.frame_index += 1
+        return np.full((8, 8, 3), self.frame_index, np.uint8)
 
     def close(self):
         self.closed = True
@@ -71,7 +76,7 @@ def test_errors_in_the_capture_thread_reach_the_reader(tmp_path):
 
 def test_a_silent_live_source_times_out_with_none_and_is_not_ended():
     class Silent:  # a camera that opened but delivers slower than the timeout
-        live, ended, truth = True, False, None
+        live, ended = True, False
 
         def read(self):
             time.sleep(0.5)

@@ -19,7 +19,7 @@ class HeadlessResult:
     frames: int = 0
     found: int = 0
     taught: int = 0
-    curve: object = None  # synthetic.LearningCurve when taught from ground truth
+    curve: object = None  # scoring.LearningCurve when taught from ground truth
     missed_events: tuple = ()  # scripted frames the source never delivered
     log: Optional[Path] = None
     record: Optional[Path] = None

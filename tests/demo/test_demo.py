@@ -15,7 +15,7 @@ from edgemeta.runtime.demo.feed import FrameFeed
 from edgemeta.runtime.demo.headless import run_headless
 from edgemeta.runtime.demo.window import key_to_label, run_interactive
 from edgemeta.runtime.learner import LEARNERS_DIR
-from edgemeta.runtime.camera.synthetic import SessionPlan, SyntheticCamera, parse_params
+from edgemeta.runtime.camera.synthetic import SessionPlan, SyntheticCamera, parse_params, synthetic_opener
 from edgemeta.runtime.camera.sources import VideoSource
 
 # Small frames keep the tests fast; the demo is resolution-independent (the region of interest scales).
@@ -27,7 +27,7 @@ def _headless(learner_path, omniglot, k, uri=SESSION, **kwargs):
 
     learner = Learner.load(learner_path, threads=1)
     core = DemoCore(learner)
-    with FrameFeed(VideoSource(uri, dataset=omniglot), core.prepare) as feed:
+    with FrameFeed(VideoSource(uri, open_backend=synthetic_opener(dataset=omniglot)), core.prepare) as feed:
         return run_headless(feed, core, shots_to_teach=k, progress=False, echo=lambda s: None, **kwargs), learner
 
 
@@ -37,7 +37,8 @@ def test_one_taught_shot_per_class_is_recognised_well_above_chance(tiny_onnx, om
     assert one.taught == 3 and three.taught == 9 and learner.num_taught == 9
     rows = {r["taught"]: r for r in one.curve.rows()}
     assert rows[1]["frames"] >= 60 and rows[1]["found"] > 0.9  # the symbol is found on the synthetic frames
-    assert rows[0]["frames"] > 0 and rows[0]["accuracy"] == 0.0  # a class not taught yet is never named
+    assert rows[0]["frames"] > 0 and rows[0]["accuracy"] is None  # a class not taught yet cannot be named
+    assert one.curve.tallies[0].counts["right"] == 0
     chance = 1 / 3
     assert one.curve.accuracy(1) > chance + 0.3, one.curve.format()
     # The tiny test learner (16 memory slots, 1 head) is near its ceiling after one shot, so more shots
@@ -55,9 +56,9 @@ def test_shipped_default_learner_on_five_classes_one_shot_and_three(omniglot):
         uri = f"synthetic://omniglot?classes=5&shots=6&frames_per_shot=6&gap=1&width=320&height=240&seed={seed}"
         for k in (1, 3):
             result, _ = _headless(path, omniglot, k=k, uri=uri)
-            curve = result.curve
-            correct[k][0] += curve.correct.get(k, 0)
-            correct[k][1] += curve.frames.get(k, 0)
+            tally = result.curve.tallies[k]
+            correct[k][0] += tally.counts["right"]
+            correct[k][1] += tally.found
     acc1, acc3 = (correct[k][0] / correct[k][1] for k in (1, 3))
     assert acc1 > 0.2 + 0.3, f"one shot: {acc1:.2f} (chance 0.20)"
     assert acc3 > acc1, f"one shot: {acc1:.2f}, three shots: {acc3:.2f}"
@@ -112,8 +113,8 @@ def test_ground_truth_mode_prints_the_learning_curve(tiny_onnx, data_dir, capsys
                  "--max-frames", "80"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "round 1: 0-1 examples taught per class" in out and "round 2: 1-2 examples taught per class" in out
-    assert "learning curve" in out and "examples taught  frames  symbol found  accuracy" in out
+    assert "round 1: 0-1 examples taught per class: " in out and "round 2: 1-2 examples taught per class: " in out
+    assert "learning curve" in out and "examples taught  frames  symbol found  accuracy     wrong  said '?'" in out
     assert "processed 80 frames" in out and "6 taught" in out
 
 
@@ -135,13 +136,14 @@ def test_state_file_carries_what_was_learned_to_the_next_run(tiny_onnx, data_dir
 
 
 class _DroppingSource:
-    """A live source whose camera drops after `drop_at` frames and comes back after `gap` empty reads."""
+    """A live source whose camera drops after `drop_at` frames and comes back after `gap` empty reads;
+    `backend` is the synthetic session the frames were rendered from (it knows their ground truth)."""
 
     live = True
 
-    def __init__(self, frames, truths, drop_at, gap):
-        self.frames, self.truths, self.drop_at, self.gap = frames, truths, drop_at, gap
-        self.i, self.nones, self.ended, self.truth = 0, 0, False, None
+    def __init__(self, frames, backend, drop_at, gap):
+        self.frames, self.backend, self.drop_at, self.gap = frames, backend, drop_at, gap
+        self.i, self.nones, self.ended, self.frame_index = 0, 0, False, -1
 
     def read(self):
         if self.i >= len(self.frames):
@@ -150,7 +152,7 @@ class _DroppingSource:
         if self.i == self.drop_at and self.nones < self.gap:
             self.nones += 1
             return None
-        self.truth = self.truths[self.i]
+        self.frame_index = self.i
         self.i += 1
         return self.frames[self.i - 1]
 
@@ -163,7 +165,7 @@ def test_camera_dropping_mid_run_keeps_what_was_learned(tiny_onnx, omniglot, tmp
     rendered = [cam.render(i) for i in range(cam.num_frames)]
     events = {i: t.label for i, (_, t) in enumerate(rendered) if t.card and t.class_shot == 0 and cam.is_middle(t)}
     drop_at = max(events) + 2  # after every class was taught
-    source = _DroppingSource([f for f, _ in rendered], [t for _, t in rendered], drop_at, gap=4)
+    source = _DroppingSource([f for f, _ in rendered], cam, drop_at, gap=4)
     learner = Learner.load(tiny_onnx, threads=1)
     log = tmp_path / "LOG.jsonl"
     result = run_headless(FrameFeed(source), DemoCore(learner), events=events, log=log, progress=False)
@@ -257,7 +259,7 @@ def test_interactive_loop_keys_without_a_display(tiny_onnx, omniglot, tmp_path, 
     uri = "synthetic://omniglot?classes=3&shots=1&frames_per_shot=2&gap=0&width=160&height=120&seed=1"
     state = tmp_path / "state.npz"
     log = tmp_path / "LOG.jsonl"
-    with FrameFeed(VideoSource(uri, dataset=omniglot)) as feed:
+    with FrameFeed(VideoSource(uri, open_backend=synthetic_opener(dataset=omniglot))) as feed:
         frames = run_interactive(feed, DemoCore(learner), state_path=state, log=log)
     assert frames == 6 and len(shown) == 11
     assert state.exists()  # s saved after teaching classes 0 and 1
@@ -275,7 +277,7 @@ def test_ctrl_c_ends_a_live_run_cleanly_and_keeps_log_and_video(tiny_onnx, tmp_p
     from edgemeta.runtime.learner import Learner
 
     class Camera:  # a live camera that the user stops with Ctrl-C after 5 frames
-        live, ended, truth = True, False, None
+        live, ended = True, False
 
         def __init__(self):
             self.n = 0

@@ -123,8 +123,8 @@ def _summary(result, learner) -> None:
     click.echo(f"processed {result.frames} frames{stopped}: a symbol was found in {result.found}, {result.taught} taught; "
                f"{learner.num_taught} examples known")
     if result.curve is not None and result.curve.rows():
-        click.echo("learning curve (untaught frames that show a card, by examples of its class taught; accuracy, wrong "
-                   "and '?' are shares of the frames where a symbol was found):")
+        click.echo("learning curve (frames not taught, by examples of their class taught; accuracy, wrong and '?' "
+                   "among the frames with a symbol found):")
         click.echo(result.curve.format())
     if result.missed_events:
         shown = ", ".join(str(f) for f in result.missed_events[:5]) + (" ..." if len(result.missed_events) > 5 else "")

@@ -126,9 +126,9 @@ class TruthTeacher:
         taught = f"{low}" if low == high else f"{low}-{high}"
         t = self.tally
         if t.found:
-            seen = (f"{t.share(RIGHT):.1%} named right, {t.share(WRONG):.1%} wrong, {t.share(UNKNOWN):.1%} '?' "
-                    f"({t.found} frames of taught classes with a symbol found)")
+            seen = (f"{t.share(RIGHT):.1%} right, {t.share(WRONG):.1%} wrong, {t.share(UNKNOWN):.1%} '?' "
+                    f"({t.found} frames of taught classes)")
         else:
-            seen = "no frame of a taught class with a symbol found"
+            seen = "no frame of a taught class"
         self.say(f"round {self.round + 1}: {taught} examples taught per class: {seen}")
         self.taught, self.tally = [], Tally()

@@ -50,9 +50,7 @@ def test_round_line_counts_only_taught_classes_and_question_marks_apart():
     teacher.after(_truth(1, 0), _obs(pred=0), np.array([1, 0]))
     teacher.after(_truth(1, 0), _obs(pred=0, unknown=True), np.array([1, 0]))
     teacher.after(_truth(1, 1), _obs(pred=1), np.array([1, 1]))  # round 2 starts: round 1 is reported
-    assert lines == ["round 1: 0-1 examples taught per class: 50.0% named right, 0.0% wrong, 50.0% '?' "
-                     "(2 frames of taught classes with a symbol found)"]
+    assert lines == ["round 1: 0-1 examples taught per class: 50.0% right, 0.0% wrong, 50.0% '?' (2 frames of taught classes)"]
     teacher.flush()
-    assert lines[-1] == ("round 2: 1 examples taught per class: 100.0% named right, 0.0% wrong, 0.0% '?' "
-                         "(1 frames of taught classes with a symbol found)")
+    assert lines[-1] == "round 2: 1 examples taught per class: 100.0% right, 0.0% wrong, 0.0% '?' (1 frames of taught classes)"
     assert teacher.curve.accuracy(1) == 2 / 3  # right on 2 of the 3 frames with a symbol at one example taught

@@ -19,6 +19,7 @@ from edgemeta.runtime.atomic import atomic_path
 KIND = "edgemeta-checkpoint"
 FORMAT = 1
 LAST, BEST = "last.pt", "best.pt"
+PRETRAIN = "pretrain.pt"  # encoder pretraining in progress (edgemeta/training/pretrain.py)
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:

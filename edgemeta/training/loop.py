@@ -7,9 +7,11 @@ so this holds across world sizes too; rank 0 alone validates, logs and writes ch
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 
 from edgemeta import EdgemetaError
 from edgemeta.models import ModelConfig, build_learner
-from edgemeta.training.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint, training_payload
+from edgemeta.training.checkpoint import BEST, LAST, PRETRAIN, load_checkpoint, save_checkpoint, training_payload
 from edgemeta.training.config import TrainConfig
 
 
@@ -92,22 +94,32 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
         distributed.teardown(ctx)
 
 
-def _resume_point(out: Path, model_cfg: ModelConfig, resume: bool, ctx):
-    """Rank 0 reads last.pt (if resuming) and hands it to every rank: -> (checkpoint or None, message, error)."""
-    ckpt, message, error = None, None, None
+def _resume_point(out: Path, model_cfg: ModelConfig, cfg: TrainConfig, resume: bool, ctx):
+    """Rank 0 reads last.pt, else pretrain.pt (if resuming) and hands them to every rank:
+    -> (meta-training checkpoint or None, pretraining checkpoint or None, message, error)."""
+    ckpt, pretrain, message, error = None, None, None, None
     if ctx.is_main and resume:
         try:
             if (out / LAST).exists():
-                ckpt = load_checkpoint(out / LAST)
-                if ModelConfig.from_dict(ckpt["model_config"]).to_dict() != model_cfg.to_dict():  # defaults of newer fields filled in
-                    raise EdgemetaError(
-                        f"{out / LAST} was trained with a different model config; use a new --out or the same options")
+                ckpt = _matching(load_checkpoint(out / LAST), model_cfg)
+            elif (out / PRETRAIN).exists():
+                pretrain = _matching(load_checkpoint(out / PRETRAIN), model_cfg)
+                epochs = pretrain["pretrain"]["epochs"]
+                if epochs != cfg.pretrain_epochs:
+                    raise EdgemetaError(f"{out / PRETRAIN} pretrains for {epochs} epochs; resume with --pretrain-epochs "
+                                        f"{epochs}, or use a new --out")
             else:
                 message = f"nothing to resume in {out}; starting fresh"
         except EdgemetaError as e:
             error = str(e)
     # one broadcast: the other ranks need not see `out` (multi-node runs without a shared disk)
-    return ctx.broadcast((ckpt, message, error))
+    return ctx.broadcast((ckpt, pretrain, message, error))
+
+
+def _matching(ckpt: dict, model_cfg: ModelConfig) -> dict:
+    if ModelConfig.from_dict(ckpt["model_config"]) != model_cfg:
+        raise EdgemetaError(f"{ckpt['path']} was trained with a different model config; use a new --out or the same options")
+    return ckpt
 
 
 def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, progress: bool, log, ctx,
@@ -133,7 +145,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         opt, lambda s: cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     step, best, history = 0, -1.0, []
-    ckpt, message, error = _resume_point(out, model_cfg, resume, ctx)
+    ckpt, pretrain_ckpt, message, error = _resume_point(out, model_cfg, cfg, resume, ctx)
     if error:
         raise EdgemetaError(error)
     # The data before --out: a missing or malformed dataset is reported before anything is written.
@@ -173,12 +185,11 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     if fresh and cfg.pretrain_epochs and ctx.is_main:
         # Rank 0 alone, before TrainStep wraps the learner: DistributedDataParallel hands rank 0's weights
         # to the other ranks when it wraps them (they wait for it there meanwhile).
-        from edgemeta.training.pretrain import pretrain_encoder
-
-        pretrained = pretrain_encoder(learner.encoder, task.train_images, task.validation_images, cfg.pretrain_epochs,
-                                      cfg.seed, device, progress=progress, log=log)
-        # A checkpoint at step 0, so that --resume after an interruption does not pretrain again.
-        save(LAST, {"step": 0, "best_val": best, "pretrain": pretrained})
+        result = _pretrain(learner, model_cfg, cfg, task, out, pretrain_ckpt, device, progress, log)
+        # A checkpoint at step 0, so that --resume from here on does not pretrain again.
+        save(LAST, {"step": 0, "best_val": best, "pretrain": result})
+        (out / PRETRAIN).unlink(missing_ok=True)
+    del pretrain_ckpt
 
     if cfg.encoder_lr_scale == 0.0:
         learner.encoder.requires_grad_(False)  # frozen (after any pretraining): no gradients computed for it
@@ -198,10 +209,10 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
 
     interrupted = False
 
-    def on_sigterm(signum, frame):  # a service manager stopping us gets the same clean save as Ctrl-C
+    def on_sigterm(signum, frame):  # a service manager or a closed terminal gets the same clean save as Ctrl-C
         raise KeyboardInterrupt
 
-    old_term = signal.signal(signal.SIGTERM, on_sigterm)
+    old_handlers = {s: signal.signal(s, on_sigterm) for s in _SIGNALS if s != signal.SIGINT}
     t0, seen0 = time.perf_counter(), step
     run_loss = run_acc = None
     metrics: dict = {"best_val": best}
@@ -246,13 +257,70 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         interrupted = True
         save(LAST, metrics)
         if ctx.is_main:
-            bar.write(f"interrupted: saved {out / LAST} at step {step}; continue with --resume")
+            bar.write(f"interrupted at step {step}; continue with --resume")
     finally:
         bar.close()
-        signal.signal(signal.SIGTERM, old_term)
+        for s, handler in old_handlers.items():
+            signal.signal(s, handler)
+    log(f"last checkpoint: {out / LAST} (step {step})")
+    log(f"best checkpoint: {out / BEST} (validation {best:.2f}%)" if best >= 0 else
+        f"best checkpoint: none yet ({out / BEST} is written at the first validation)")
     if interrupted:
         raise KeyboardInterrupt
     return metrics
+
+
+# What stops a run cleanly (a save, then exit): Ctrl-C, `kill`, and the terminal closing.
+_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+def _pretrain(learner, model_cfg: ModelConfig, cfg: TrainConfig, task, out: Path, ckpt: dict | None, device, progress: bool,
+              log) -> dict:
+    """Encoder pretraining, resumable: pretrain.pt after every epoch and when a stop signal arrives (then
+    KeyboardInterrupt); `ckpt` is such a file to continue from. -> the pretraining's result."""
+    from edgemeta.training.pretrain import EncoderPretraining
+
+    pretraining = EncoderPretraining(learner.encoder, task.train_images, task.validation_images, cfg.pretrain_epochs,
+                                     cfg.seed, device)
+    if ckpt is not None:
+        learner.load_state_dict(ckpt["model"])
+        pretraining.load_state_dict(ckpt["pretrain"])
+        log(f"resumed pretraining from {out / PRETRAIN} at epoch {pretraining.epoch + 1}/{cfg.pretrain_epochs}, "
+            f"batch {pretraining.position}/{pretraining.batches_per_epoch}")
+    else:
+        log(f"pretraining the encoder for {cfg.pretrain_epochs} epochs as a character classifier before meta-training "
+            "(skip it with --pretrain-epochs 0)")
+
+    def save() -> None:
+        save_checkpoint(out / PRETRAIN, {"task": cfg.task, "model_config": model_cfg.to_dict(), "train_config": cfg.to_dict(),
+                                         "model": learner.state_dict(), "step": 0, "metrics": {},
+                                         "pretrain": pretraining.state_dict()})
+
+    with _stop_requested() as stopped:
+        finished = pretraining.run(stop=stopped, on_epoch=save, progress=progress, log=log)
+    if not finished:
+        save()
+        log(f"interrupted: pretraining saved to {out / PRETRAIN} (epoch {pretraining.epoch + 1}/{cfg.pretrain_epochs}, "
+            f"batch {pretraining.position}/{pretraining.batches_per_epoch}); continue with --resume. "
+            "No last.pt or best.pt yet.")
+        raise KeyboardInterrupt
+    return pretraining.result
+
+
+@contextlib.contextmanager
+def _stop_requested():
+    """Yields a function that says whether a stop signal arrived; the signals only set that flag, so the
+    work in progress (an optimizer step) always completes before the caller stops."""
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield lambda: False
+        return
+    old = {s: signal.signal(s, lambda signum, frame: arrived.append(signum)) for s in _SIGNALS}
+    try:
+        yield lambda: bool(arrived)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def _silent(*args, **kwargs) -> None:

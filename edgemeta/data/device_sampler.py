@@ -1,11 +1,10 @@
 """Episodes sampled with torch ops on the training device: no per-image Python, nothing to copy over.
 
-`EpisodeSampler` (numpy + OpenCV) builds an episode image by image: about 400 episodes/s in one CPU
-process with the paper's augmentation. That is a tenth of a CPU training step, but a GPU trains tens of
-thousands of episodes per second, and a host sampler cannot keep up. `DeviceEpisodeSampler` keeps the
-class images on the device and draws a whole batch with a handful of batched ops:
+`EpisodeSampler` (numpy + OpenCV) builds an episode image by image, in Python: fast enough to feed a
+CPU, far too slow to feed a GPU. `DeviceEpisodeSampler` keeps the class images on the device and draws
+a whole batch with a handful of batched ops:
 
-- classes, label assignment, order of the steps and drawings per class: argsort of uniform noise
+- classes, label assignment, order of the time steps and drawings per class: argsort of uniform noise
   (a random permutation per row), so every episode has distinct classes, fresh labels, the right
   number of instances of each class, and distinct drawings of a class while they last;
 - augmentation in one `grid_sample`: per class a rotation by a multiple of 90 degrees (a new class,
@@ -43,24 +42,24 @@ class DeviceEpisodeSampler(EpisodeSampler):
         lo, hi = self.ways_range
         ways = int(torch.randint(lo, hi + 1, (1,), generator=gen, device=dev).item())
         counts_host = self.counts(ways)
-        steps = int(counts_host.sum())  # from the host copy: no device sync
+        length = int(counts_host.sum())  # from the host copy: no device sync
         counts = torch.as_tensor(counts_host, device=dev)
         n_classes, n_drawings, size = self.images.shape[0], self.images.shape[1], self.images.shape[-1]
 
         classes = _permutations(batch, n_classes, gen, dev)[:, :ways]  # [B, ways], distinct
         label_of = _permutations(batch, self.num_classes, gen, dev)[:, :ways]  # [B, ways], distinct
         if self.instances is None:
-            # which classes get the extra steps differs per episode, as EpisodeSampler's permutation of counts
+            # which classes get the extra time steps differs per episode, as EpisodeSampler's permutation of counts
             counts_b = torch.gather(counts.expand(batch, -1), 1, _permutations(batch, ways, gen, dev))
         else:
             counts_b = counts.expand(batch, -1)
         # each episode's class sequence in order (0,0,..,1,1,..), then shuffled
-        slot = torch.arange(steps, device=dev).expand(batch, -1)
+        slot = torch.arange(length, device=dev).expand(batch, -1)
         bounds = counts_b.cumsum(1)  # [B, ways]
-        ordered = (slot.unsqueeze(2) >= bounds.unsqueeze(1)).sum(2)  # [B, T] class index per sorted step
-        cls_seq = torch.gather(ordered, 1, _permutations(batch, steps, gen, dev))
+        ordered = (slot.unsqueeze(2) >= bounds.unsqueeze(1)).sum(2)  # [B, T] class index per sorted time step
+        cls_seq = torch.gather(ordered, 1, _permutations(batch, length, gen, dev))
 
-        # occurrence number of each step's class (0-based) -> a distinct drawing while they last
+        # occurrence number of each time step's class (0-based) -> a distinct drawing while they last
         onehot = F.one_hot(cls_seq, ways)
         occurrence = ((onehot.cumsum(1) - 1) * onehot).sum(2)  # [B, T]
         drawing_perm = _permutations(batch * ways, n_drawings, gen, dev).view(batch, ways, n_drawings)

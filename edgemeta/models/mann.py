@@ -85,7 +85,7 @@ class MANNLearner(StepLearner):
 
     def project(self, features, prev_label):
         """[controller input projection | the heads' image share]: the heads see [h, features], and
-        the features part needs no state, so training computes it for all T steps at once too."""
+        the features part needs no state, so training computes it for all T time steps at once too."""
         hid = self.cfg.controller
         heads_x = F.linear(features, self.heads.weight[:, hid:], self.heads.bias)
         return torch.cat([super().project(features, prev_label), heads_x], dim=-1)

@@ -131,7 +131,7 @@ def setup(device: torch.device) -> tuple[DistContext, torch.device]:
 def teardown(ctx: DistContext) -> None:
     if ctx.owns_group and dist.is_initialized():
         # Leave together: a rank that tears down while another is still working (rank 0 saving its
-        # checkpoint) can make gloo abort the other at exit ("terminate called without an active
-        # exception"), seen as a flaky SIGABRT on a loaded machine.
+        # checkpoint) can make gloo abort the other at exit with SIGABRT ("terminate called without an
+        # active exception").
         dist.barrier()
         dist.destroy_process_group()

@@ -217,7 +217,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     run_loss = run_acc = None
     metrics: dict = {"best_val": best}
     # Reading a step's loss makes the host wait for the device to finish that step. On a GPU, read
-    # them every `read_every` steps so the host queues the next steps meanwhile (same running means).
+    # them every `read_every` optimizer steps so the host queues the next ones meanwhile (same running means).
     read_every = 1 if device.type == "cpu" else 25
     pending: list[torch.Tensor] = []
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.model}", unit="step", disable=not (progress and ctx.is_main),

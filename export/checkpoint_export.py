@@ -32,12 +32,8 @@ def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False
 
         require_tensorrt()  # before any work: a missing TensorRT must not cost a whole export first
     task = ckpt.get("task", "omniglot")
-    if task == "quadratic":
-        if trt or fp16 or int8:
-            raise EdgemetaError("--trt, --fp16 and --int8 are not available for quadratic-task learners yet; export without them")
-        return _export_quadratic(ckpt, out_dir, log)
     if task != "omniglot":
-        raise EdgemetaError(f"{ckpt['path']}: unknown task {task!r}; edgemeta exports omniglot and quadratic learners")
+        raise EdgemetaError(f"{ckpt['path']}: unknown task {task!r}; edgemeta exports omniglot learners")
     learner = _learner(ckpt)
     with staged_directory(out_dir) as tmp, _torch_threads(1):
         return _export_omniglot(ckpt, learner, Path(out_dir), tmp, trt, fp16, max_batch, log, data, int8)
@@ -202,43 +198,6 @@ def _write_card_and_report(tmp: Path, meta: dict, model, report: dict) -> None:
     report["files"][contract.MODEL_CARD_FILE] = _file_info(tmp / contract.MODEL_CARD_FILE)
     # written last: a directory with export.json is a finished export
     (tmp / contract.EXPORT_REPORT_FILE).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-
-
-def _export_quadratic(ckpt: dict, out_dir, log) -> dict:
-    """Quadratic-task learners export through edgemeta.quadratic; here they get the same checks and card."""
-    import onnx
-
-    from .onnx_export import pin_output_shapes
-
-    try:
-        from edgemeta.quadratic import export_quadratic
-    except ImportError:
-        raise EdgemetaError(f"{ckpt['path']} is a quadratic-task learner and this edgemeta cannot export those "
-                            "(edgemeta.quadratic.export_quadratic is missing); update edgemeta") from None
-    with staged_directory(out_dir) as tmp:
-        result = export_quadratic(ckpt, tmp) or {}
-        model = onnx.load(str(tmp / contract.ONNX_FILE))
-        meta = json.loads({p.key: p.value for p in model.metadata_props}[contract.METADATA_KEY])
-        # The tracer may leave output axes symbolic; declare them from the metadata (the full check
-        # below proves the declaration) so that only the batch axis is dynamic, as the contract says.
-        shapes = {contract.PREDICTION: (1,), **{contract.state_out(s["name"]): tuple(s["shape"]) for s in meta["state"]}}
-        if all(o.name in shapes for o in model.graph.output):
-            pin_output_shapes(model, shapes)
-            onnx.save(model, str(tmp / contract.ONNX_FILE))
-        _check_onnx(model, contract.ONNX_FILE)
-        readiness = check_model(model)
-        log(format_report(readiness))
-        if not readiness["ok"]:
-            raise EdgemetaError(f"{contract.ONNX_FILE} is not TensorRT-ready: {'; '.join(readiness['problems'])}; nothing was written")
-        numbers = result.get("parity", {})
-        line = "parity onnxruntime (CPU) vs PyTorch: " + ", ".join(
-            f"{k} {v:.1e}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
-        log(line)
-        report = {"checkpoint": ckpt["path"], "metadata": meta, "parity": {"onnxruntime": numbers}, "parity_lines": [line],
-                  "readiness": readiness, "readiness_line": format_report(readiness), "versions": _versions(False)}
-        _write_card_and_report(tmp, meta, model, report)
-    log(f"wrote {out_dir}")
-    return report
 
 
 def _learner(ckpt: dict):

@@ -1,21 +1,19 @@
-"""`edgemeta train`: meta-train a learner on a task."""
+"""`edgemeta train`: meta-train a learner on Omniglot episodes."""
 from __future__ import annotations
 
 import click
 
 from edgemeta.cli.options import ModelOption, WaysRange, data_option, preset_option
-from edgemeta.training.config import COMPILE_MODES, DEVICES, SAMPLERS, TASKS
+from edgemeta.training.config import COMPILE_MODES, DEVICES, SAMPLERS
 from edgemeta.training.presets import PRESETS
 
 # Options that set a TrainConfig field of the same name over the chosen preset's value.
 TRAIN_FIELDS = ("ways", "instances", "episode_length", "episodes", "batch_size", "lr", "seed", "device", "threads",
                 "val_every", "val_episodes", "ckpt_every", "pretrain_epochs", "encoder_lr_scale", "workers", "sampler",
                 "compile_mode", "span")
-QUADRATIC_EPISODE_LENGTH = 50
 
 
 @click.command()
-@click.option("--task", type=click.Choice(TASKS), default="omniglot", show_default=True, help="What to meta-learn.")
 @data_option
 @click.option("--model", "model_name", type=click.Choice(list(PRESETS)), default="mann", show_default=True,
               help="Learner preset: " + "; ".join(f"{name}: {p.summary}" for name, p in PRESETS.items()) + ".")
@@ -59,7 +57,7 @@ QUADRATIC_EPISODE_LENGTH = 50
 @preset_option("span", "--span", type=click.IntRange(0, 1000),
                help="Time steps per compiled graph for --compile (0: 10 on CPU, 1 on CUDA); longer spans run "
                     "faster on a CPU and take longer to compile.")
-def command(task, data, model_name, model_options, out, eval_episodes, no_augment, resume, compile_, **options):
+def command(data, model_name, model_options, out, eval_episodes, no_augment, resume, compile_, **options):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels.
 
     Checkpoints go to OUT/last.pt (every --ckpt-every optimizer steps) and OUT/best.pt (best validation);
@@ -67,24 +65,8 @@ def command(task, data, model_name, model_options, out, eval_episodes, no_augmen
     """
     from edgemeta import EdgemetaError
 
-    if model_options and task != "omniglot":
-        raise EdgemetaError("--model-option changes an Omniglot learner's config; the quadratic task has its own")
     if options["instances"] is not None and options["episode_length"] is not None:
         raise EdgemetaError("give --instances or --episode-length, not both")
-    if task == "quadratic":
-        from edgemeta.training.distributed import env_context
-
-        if env_context().enabled:
-            raise EdgemetaError("--task quadratic trains in one process; run it without torchrun")
-        from edgemeta.quadratic import QuadraticConfig, train_quadratic
-
-        qcfg = QuadraticConfig(episodes=options["episodes"], batch_size=options["batch_size"], lr=options["lr"],
-                               seed=options["seed"], device=options["device"], threads=options["threads"],
-                               steps=options["episode_length"] or QUADRATIC_EPISODE_LENGTH,
-                               val_every=options["val_every"], val_episodes=options["val_episodes"],
-                               ckpt_every=options["ckpt_every"], eval_episodes=eval_episodes or 1000)
-        train_quadratic(qcfg, out, resume=resume)
-        return
 
     from edgemeta.training.loop import train
     from edgemeta.training.presets import preset
@@ -95,7 +77,7 @@ def command(task, data, model_name, model_options, out, eval_episodes, no_augmen
         given.setdefault("instances", None)
     if "instances" in given:
         given.setdefault("episode_length", None)
-    cfg = chosen.train_config(task=task, data=data, augment=not no_augment, compile=compile_, **given)
+    cfg = chosen.train_config(data=data, augment=not no_augment, compile=compile_, **given)
     model_cfg = chosen.model_config(**dict(model_options))
     try:
         train(model_cfg, cfg, out, resume=resume)

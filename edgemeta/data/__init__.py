@@ -1,1 +1,1 @@
-"""Tasks and data: Omniglot (pinned split and preprocessing), episodes, the quadratic task."""
+"""Training data: episodes (numpy, and their torch tensors), the device sampler, the Omniglot download."""

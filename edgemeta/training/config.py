@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from edgemeta import EdgemetaError
 from edgemeta.models.config import known_keys
 
-TASKS = ("omniglot", "quadratic")
+TASKS = ("omniglot",)
 SAMPLERS = ("auto", "host", "device")
 DEVICES = ("auto", "cpu", "cuda")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -15,7 +15,7 @@ COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-auto
 
 @dataclass
 class TrainConfig:
-    task: str = "omniglot"  # "omniglot" (few-shot classification) or "quadratic" (Hochreiter 2001)
+    task: str = "omniglot"  # what is meta-learned: few-shot classification of Omniglot characters
     model: str = "mann"  # the preset the model config came from (edgemeta/training/presets.py)
     ways: tuple[int, int] = (5, 5)  # classes per episode, a range for a varying number of ways
     instances: int | None = 10  # examples per class (episode length = ways * instances) ...

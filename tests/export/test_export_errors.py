@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-import sys
-import types
 
 import pytest
 import torch
@@ -12,7 +9,6 @@ import torch
 from edgemeta.training.checkpoint import save_checkpoint
 from edgemeta.cli import main
 from edgemeta.export import parity
-from edgemeta.runtime import contract
 from test_export import FLAT, make_checkpoint
 
 
@@ -95,27 +91,10 @@ def test_failed_check_keeps_the_previous_export(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "out"]  # no staging folder left
 
 
-def test_quadratic_checkpoint_without_its_exporter(tmp_path, capsys, monkeypatch):
-    save_checkpoint(tmp_path / "q.pt", {"task": "quadratic", "model_config": {"arch": "quadratic-lstm", "hidden": 8},
-                                        "train_config": {}, "model": {}, "step": 0, "metrics": {}})
-    monkeypatch.setitem(sys.modules, "edgemeta.quadratic", types.ModuleType("edgemeta.quadratic"))
+def test_a_checkpoint_of_another_task_is_refused(tmp_path, capsys):
+    save_checkpoint(tmp_path / "q.pt", {"task": "quadratic", "model_config": {"hidden": 8}, "train_config": {},
+                                        "model": {}, "step": 0, "metrics": {}})
     code, err = run_cli(capsys, tmp_path / "q.pt", "--out", tmp_path / "out")
     assert code == 1
-    assert_one_line(err, "quadratic-task learner", "export_quadratic")
+    assert_one_line(err, "unknown task 'quadratic'", "edgemeta exports omniglot learners")
     assert not (tmp_path / "out").exists()
-
-
-def test_quadratic_checkpoint_exports_through_its_task(tmp_path, capsys):
-    quadratic = pytest.importorskip("edgemeta.quadratic")
-    if not hasattr(quadratic, "export_quadratic"):
-        pytest.skip("edgemeta.quadratic has no export_quadratic yet")
-    cfg = quadratic.QuadraticConfig(hidden=8, steps=50)
-    learner = quadratic.QuadraticLearner(cfg.model_config())
-    save_checkpoint(tmp_path / "q.pt", {"task": "quadratic", "model_config": cfg.model_config().to_dict(),
-                                        "train_config": cfg.to_dict(), "model": learner.state_dict(), "step": 0,
-                                        "metrics": {}})
-    assert main(["export", str(tmp_path / "q.pt"), "--out", str(tmp_path / "out")]) == 0
-    report = json.loads((tmp_path / "out" / contract.EXPORT_REPORT_FILE).read_text())
-    assert report["metadata"]["task"] == "quadratic" and report["readiness"]["ok"]
-    assert "TensorRT 8.6+ readiness: ok" in capsys.readouterr().out
-    assert "| `prediction` | out | [B, 1] | float32 |" in (tmp_path / "out" / contract.MODEL_CARD_FILE).read_text()

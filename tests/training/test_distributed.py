@@ -109,15 +109,6 @@ def test_torchrun_environment_is_read_and_checked(monkeypatch):
         env_context()
 
 
-def test_quadratic_task_refuses_torchrun(monkeypatch, tmp_path, capsys):
-    from edgemeta.cli import main
-
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "0")
-    assert main(["train", "--task", "quadratic", "--out", str(tmp_path / "q")]) == 1
-    assert "run it without torchrun" in capsys.readouterr().err
-
-
 def test_two_processes_hold_the_same_weights_and_equal_one_process_with_the_whole_batch(tmp_path):
     steps, batch = 3, 5  # 5 episodes: rows 0-2 on rank 0, rows 3-4 on rank 1 (uneven on purpose)
     code = (f"import sys; sys.path.insert(0, {str(TESTS / 'training')!r}); from test_distributed import run_rank; "

@@ -1,11 +1,15 @@
 """The quadratic task's data: function sampler, target offset, least-squares oracle, baselines."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from edgemeta.data.quadratic import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "quadratic"))
+from quadratic_task import (  # noqa: E402
     FAMILY_VARIANCE, features, nmse_by_index, oracle_predictions, running_mean_predictions, sample_episodes,
-    shift_targets,
+    settled_index, shift_targets,
 )
 
 
@@ -77,3 +81,11 @@ def test_oracle_uses_the_minimum_norm_fit_before_six_examples():
 def test_running_mean_baseline():
     y = np.array([[2.0, 4.0, 6.0, 0.0]])
     np.testing.assert_allclose(running_mean_predictions(y), [[0.0, 2.0, 3.0, 4.0]])
+
+
+def test_settled_index_is_where_the_error_stays_below_the_threshold():
+    nmse = [0.9, 0.2, 0.04, 0.06, 0.03, 0.02]
+    assert settled_index(nmse, 0.05) == 5  # dips below at 3 but comes back above at 4
+    assert settled_index(nmse, 0.1) == 3
+    assert settled_index(nmse, 1.0) == 1
+    assert settled_index(nmse, 0.01) is None

@@ -9,7 +9,8 @@ the target at t = 0, and must predict f(x_t): it can only do well by working out
 from the targets that arrive one step late.
 
 Also here, in numpy so that evaluation needs no learner to compute them: the least-squares oracle
-(the best any learner can do from the examples seen so far) and the running-mean baseline.
+(the best any learner can do from the examples seen so far) and the running-mean baseline, and the
+table that prints them beside the learner.
 """
 from __future__ import annotations
 
@@ -89,3 +90,43 @@ def nmse_by_index(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(B, T) predictions and targets -> (T,) MSE at each example index over FAMILY_VARIANCE."""
     err = (np.asarray(pred, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2
     return err.mean(axis=0) / FAMILY_VARIANCE
+
+
+TABLE_INDICES = (1, 2, 5, 10, 20, 30, 35, 40, 50)  # example indices printed in the table (1-based)
+SETTLE_THRESHOLDS = (0.1, 0.05, 0.01)  # NMSE levels at which a function counts as "learned"
+
+
+def settled_index(nmse, threshold: float) -> int | None:
+    """First example index (1-based) from which the NMSE stays below `threshold` to the episode's end."""
+    above = [i for i, v in enumerate(nmse, start=1) if v >= threshold]
+    last_above = above[-1] if above else 0
+    return last_above + 1 if last_above < len(nmse) else None
+
+
+def nmse_table(predictions: np.ndarray, episodes: QuadraticEpisodes) -> dict:
+    """The learner's normalised MSE by example index beside the oracle's and the running mean's."""
+    y = episodes.y
+    nmse = nmse_by_index(predictions, y).tolist()
+    return {
+        "episodes": int(y.shape[0]),
+        "steps": int(y.shape[1]),
+        "normalisation": "MSE / Var f over the family (98/135); predicting 0 scores 1.0",
+        "index": list(range(1, y.shape[1] + 1)),
+        "nmse": nmse,
+        "oracle": nmse_by_index(oracle_predictions(episodes.x, y), y).tolist(),
+        "mean_baseline": nmse_by_index(running_mean_predictions(y), y).tolist(),
+        "learned_from": {f"{th:g}": settled_index(nmse, th) for th in SETTLE_THRESHOLDS},
+    }
+
+
+def format_table(result: dict) -> str:
+    cols = [("LSTM", "nmse"), ("oracle", "oracle"), ("mean", "mean_baseline")]
+    lines = [f"normalised MSE by example index ({result['episodes']} fresh functions; {result['normalisation']})",
+             f"{'example':>8}" + "".join(f"{title:>10}" for title, _ in cols)]
+    for i in TABLE_INDICES:
+        if i <= result["steps"]:
+            lines.append(f"{i:>8}" + "".join(f"{result[key][i - 1]:>10.4f}" for _, key in cols))
+    lines.append("oracle: least squares on the examples seen so far; mean: running mean of the targets seen so far")
+    settled = ", ".join(f"< {th}: {'never' if k is None else f'from example {k}'}" for th, k in result["learned_from"].items())
+    lines.append(f"LSTM NMSE stays {settled}")
+    return "\n".join(lines)

@@ -2,11 +2,11 @@
 
     python benchmarks/demo_fps.py [--model M] [--video clip.mp4] [--frames 300] [--runs 5] [--threads 1]
 
-Without --video, a 640x480 clip of a synthetic session (synthetic://omniglot, needs $EDGEMETA_DATA) is
-written to a temporary folder first. Every run decodes the whole clip again with a fresh learner state,
+Without --video, a 640x480 clip of a synthetic session (synthetic://omniglot) is written to a temporary
+folder first. Every run decodes the whole clip again with a fresh learner state,
 teaches one frame of each class at the start (so every later frame with a symbol runs a learner step), and
 draws the overlay on every frame; nothing is recorded. As in the demo, decoding and preprocessing run in
-the video source's thread and the learner step and overlay in the loop's (--no-prefetch: all in one).
+the FrameFeed's capture thread and the learner step and overlay in the loop's (--no-prefetch: all in one).
 Prints the median frames per second over the runs, the CPU time per frame (wall-clock rates depend on
 what else the machine runs), and the time per stage from one more run with everything in one thread, so
 it is plain whether the learner step is the bottleneck. Target on a 2-core x86 machine: >= 300 frames/s.
@@ -40,7 +40,7 @@ def make_clip(path: Path, frames: int, classes: int) -> dict[int, int]:
         frame = src.read()
         if frame is None:
             break
-        t = src.truth
+        t = camera.truth_of(src.frame_index)
         if t.card and t.class_shot == 0 and t.shot_frame == camera.middle_frame:
             events[i] = t.label
         rec.write(frame)

@@ -29,6 +29,7 @@ import numpy as np
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
+from edgemeta.runtime.backends import TensorSpec
 from edgemeta.runtime.backends.native.onnx_reader import read_onnx
 
 PRECISIONS = ("int8", "fp32")
@@ -54,11 +55,6 @@ class MannArgs(ctypes.Structure):
         + [(f"{n}_out", _P) for n in STATE]
         + [(n, _P) for n in ("logits", "novelty", "scratch")]
     )
-
-
-class TensorSpec:
-    def __init__(self, name, shape, dtype):
-        self.name, self.shape, self.dtype = name, list(shape), dtype
 
 
 def aligned_zeros(shape, dtype=np.float32, align: int = 64) -> np.ndarray:
@@ -209,8 +205,8 @@ class NativeBackend:
         cfg = self.cfg
         missing = [n for n in WEIGHTS if n not in init]
         if missing:
-            raise EdgemetaError(f"{self.weights_path} lacks the lean step's weights ({', '.join(missing)}); backend 'native' "
-                                "reads learners exported by `edgemeta export` (the lean MANN graph): re-export it")
+            raise EdgemetaError(f"{self.weights_path} lacks the MANN step graph's weights ({', '.join(missing)}); backend 'native' "
+                                "reads learners exported by `edgemeta export` (export/mann_graph.py): re-export it")
         f, c, hd = cfg["image_size"] ** 2, cfg["num_classes"], cfg["controller"]
         n, w, heads = cfg["memory_slots"], cfg["memory_width"], cfg["read_heads"]
         row = w + c  # label-aligned rows: [key; label]

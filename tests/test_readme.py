@@ -1,6 +1,6 @@
 """Every command in the README stays true: each `edgemeta` command parses with the flags it shows and its
 subcommand is run by a test, the make targets and extras exist, the links resolve, and `make demo` prints
-what the README says it prints."""
+what the README says it prints. The commands of docs/benchmarks.md parse too, scripts' flags included."""
 from __future__ import annotations
 
 import re
@@ -20,27 +20,33 @@ else:
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+BENCHMARKS = (REPO / "docs" / "benchmarks.md").read_text()
 
 
-def code_blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+def code_blocks(lang: str, text: str = README) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
 
 
-def shell_commands() -> list[list[str]]:
-    """The README's bash lines as argument lists, comments dropped."""
+def shell_commands(text: str = README) -> list[list[str]]:
+    """The bash lines of a page as argument lists, comments and line continuations dropped."""
     commands = []
-    for block in code_blocks("bash"):
-        for line in block.splitlines():
+    for block in code_blocks("bash", text):
+        for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             if words:
                 commands.append(words)
     return commands
 
 
-def edgemeta_commands() -> list[list[str]]:
-    """`edgemeta ...` from the code blocks and from the inline code of the pipeline table."""
-    inline = [shlex.split(c) for c in re.findall(r"`(edgemeta [^`]*)`", README)]
-    return [c[1:] for c in shell_commands() + inline if c[0] == "edgemeta"]
+def inline_commands(text: str, program: str) -> list[list[str]]:
+    return [shlex.split(c) for c in re.findall(rf"`({program} [^`]*)`", text)]
+
+
+def edgemeta_commands(text: str = README) -> list[list[str]]:
+    """`edgemeta ...` from the code blocks and from inline code (the pipeline table, the benchmark tables),
+    with the pages' placeholder S (a seed) as 0."""
+    found = [c for c in shell_commands(text) + inline_commands(text, "edgemeta") if c[0] == "edgemeta"]
+    return [["0" if w == "S" else w for w in c[1:]] for c in found]
 
 
 def test_readme_is_short_and_has_the_commands():
@@ -50,7 +56,7 @@ def test_readme_is_short_and_has_the_commands():
     assert ["make", "demo"] in shell_commands() and ["make", "test"] in shell_commands()
 
 
-@pytest.mark.parametrize("args", edgemeta_commands(), ids=" ".join)
+@pytest.mark.parametrize("args", edgemeta_commands() + edgemeta_commands(BENCHMARKS), ids=" ".join)
 def test_edgemeta_command_parses(args):
     name, rest = args[0], args[1:]
     assert name in COMMANDS, f"no command edgemeta {name}"
@@ -64,6 +70,15 @@ def test_edgemeta_command_parses(args):
     for param in command.params:
         if param.name in opts and not isinstance(param.type, click.Path):
             param.type_cast_value(ctx, opts[param.name])
+
+
+def test_benchmark_scripts_exist_with_the_flags_shown():
+    scripts = [c for c in shell_commands(BENCHMARKS) + inline_commands(BENCHMARKS, "python") if c[0] == "python"]
+    assert len(scripts) >= 6
+    for words in scripts:
+        source = (REPO / words[1]).read_text()
+        for flag in (w for w in words[2:] if w.startswith("--")):
+            assert f'"{flag}"' in source, f"{words[1]} has no option {flag}"
 
 
 def test_every_readme_subcommand_is_run_by_a_test():

@@ -1,6 +1,7 @@
 """Every command in the README stays true: each `edgemeta` command parses with the flags it shows and its
 subcommand is run by a test, the make targets and extras exist, the links resolve, and `make demo` prints
-what the README says it prints. The commands of docs/benchmarks.md parse too, scripts' flags included."""
+what the README says it prints. The commands of docs/benchmarks.md parse too, scripts' flags included, and
+every file docs/architecture.md names exists."""
 from __future__ import annotations
 
 import re
@@ -139,3 +140,11 @@ def test_bench_of_a_shipped_learner_runs_as_written(capsys):
     (args,) = [c for c in edgemeta_commands() if c[0] == "bench"]
     assert main(args) == 0
     assert "faster" in capsys.readouterr().out
+
+
+def test_every_file_the_architecture_page_names_exists():
+    text = (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"\b((?:edgemeta|export|runtime|devices|tests|scripts|benchmarks)/[\w/]*\.(?:py|c|md))", text))
+    assert len(named) >= 30
+    missing = sorted(p for p in named if not (REPO / p).is_file())
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"

@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Omniglot: the shared copy beside this checkout unless EDGEMETA_DATA says otherwise.
-export EDGEMETA_DATA ?= $(abspath ../shared/data/omniglot)
+# Omniglot is found without help (--data, $EDGEMETA_DATA, ../shared/data/omniglot beside the checkout, or
+# `edgemeta data download`'s folder); without it the demo runs on the embedded demo set.
 
 .PHONY: install demo train-quick test test-fast clean
 
@@ -22,6 +22,7 @@ demo: install
 
 # A short meta-training + evaluation run from scratch (a few minutes on 2 CPU cores).
 train-quick: install
+	@$(BIN)/edgemeta data check >/dev/null 2>&1 || $(BIN)/edgemeta data download
 	$(BIN)/edgemeta train --model mann --out runs/quick --episodes 3200 --batch-size 16 --lr 3e-3 \
 		--val-every 50 --val-episodes 100 --eval-episodes 300
 

@@ -382,8 +382,8 @@ def check_data() -> Check:
     download = "edgemeta data download (into ~/.cache/edgemeta/omniglot, where it is found), or set EDGEMETA_DATA=DIR"
     if found is None:
         places = ", ".join(str(path) for path, _ in conventional_places())
-        return Check("data", WARN, f"no Omniglot folder (looked in $EDGEMETA_DATA, {places}): "
-                                   "synthetic://omniglot cannot run", download)
+        return Check("data", WARN, f"only the embedded demo set (no Omniglot folder in $EDGEMETA_DATA, {places}): the demo "
+                                   "runs, training and evaluation need the full data set", download)
     path, how = found
     if not has_omniglot(path):
         return Check("data", WARN, f"{path} ({how}) holds no Omniglot (images_background.zip or images_background/)",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,8 @@ SHARED_DATA = Path("..") / "shared" / "data" / "omniglot"  # the convention: a s
 # The repository root when running from a checkout (runtime/ sits in it), else None (an installed wheel).
 _ROOT = Path(__file__).resolve().parents[1]
 CHECKOUT = _ROOT if (_ROOT / "pyproject.toml").is_file() else None
+# A few dozen meta-test characters shipped as package data, so the demo runs with no data folder.
+DEMO_SET = Path(__file__).resolve().parent / "demo_set" / "omniglot-demo.npz"
 _HINT = (
     "get the official Omniglot zips with `edgemeta data download DIR` (it verifies their checksums), then "
     f"pass --data DIR or set {DATA_ENV}=DIR"
@@ -99,19 +101,40 @@ def resolve_data_dir(data: str | os.PathLike | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Omniglot:
-    """All 1623 characters in the pinned order, drawings as raw 105x105 paper masks (packed bits)."""
+    """Omniglot characters, drawings as raw 105x105 paper masks (packed bits): all 1623 in the pinned order,
+    or a subset of them (the embedded demo set) whose rows are the pinned indices in `classes`."""
 
-    packed: np.ndarray  # (1623, 20, 105*105/8 rounded up) uint8, np.packbits of paper==1
-    names: tuple[str, ...]  # "images_background/Alphabet/characterNN", pinned order
+    packed: np.ndarray  # (rows, 20, 105*105/8 rounded up) uint8, np.packbits of paper==1
+    names: tuple[str, ...]  # "images_background/Alphabet/characterNN", one per row
+    classes: np.ndarray | None = None  # sorted pinned index of each row; None: all 1623 (row = pinned index)
+    source: str = ""  # where the drawings come from, for messages and logs
+
+    def rows(self, classes: np.ndarray) -> np.ndarray:
+        """Row indices of the given pinned class indices (an error for a class this set does not hold)."""
+        classes = np.asarray(classes)
+        if self.classes is None:
+            return classes
+        rows = np.searchsorted(self.classes, classes).clip(0, len(self.classes) - 1)
+        if not np.array_equal(self.classes[rows], classes):
+            raise EdgemetaError(f"{self.source} does not hold classes {sorted(set(classes.tolist()) - set(self.classes.tolist()))}")
+        return rows
 
     def drawings(self, classes: np.ndarray | None = None) -> np.ndarray:
-        """Paper masks (n, 20, 105, 105) uint8 (1 = paper, 0 = ink) for the given class indices."""
-        packed = self.packed if classes is None else self.packed[classes]
+        """Paper masks (n, 20, 105, 105) uint8 (1 = paper, 0 = ink) for the given pinned class indices."""
+        packed = self.packed if classes is None else self.packed[self.rows(classes)]
         bits = np.unpackbits(packed, axis=-1, count=RAW_SIZE * RAW_SIZE)
         return bits.reshape(packed.shape[0], DRAWINGS, RAW_SIZE, RAW_SIZE)
 
+    def name(self, c: int) -> str:
+        return self.names[int(self.rows(np.array([c]))[0])]
+
+    def meta_test_classes(self) -> np.ndarray:
+        """The pinned meta-test classes this set holds (all 423, or the demo set's)."""
+        test = split_classes()["test"]
+        return test if self.classes is None else np.intersect1d(test, self.classes)
+
     def images(self, size: int) -> np.ndarray:
-        """Pinned preprocessing of every drawing: (1623, 20, size, size) float32, ink = 1.0 (cached)."""
+        """Pinned preprocessing of every drawing: (rows, 20, size, size) float32, ink = 1.0 (cached)."""
         return _preprocessed(self, size)
 
 
@@ -144,15 +167,31 @@ def load_omniglot(data: str | os.PathLike | None = None, cache_dir: str | os.Pat
     if cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as z:
-                return Omniglot(packed=z["packed"], names=tuple(str(n) for n in z["names"]))
+                return Omniglot(packed=z["packed"], names=tuple(str(n) for n in z["names"]), source=f"Omniglot in {root}")
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # a damaged cache is rebuilt, never trusted
-    dataset = _decode(sources)
+    dataset = replace(_decode(sources), source=f"Omniglot in {root}")
     atomic_write_with(
         cache,
         lambda tmp: np.savez(open(tmp, "wb"), packed=dataset.packed, names=np.array(dataset.names)),
     )
     return dataset
+
+
+def load_demo_set(path: str | os.PathLike = DEMO_SET) -> Omniglot:
+    """The embedded demo set: a few dozen meta-test characters, 20 drawings each (runtime/demo_set/README.md)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            packed, names, classes = z["packed"], tuple(str(n) for n in z["names"]), z["classes"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise EdgemetaError(f"cannot read the embedded demo set {path} ({e}): reinstall edgemeta, or {_HINT}") from None
+    return Omniglot(packed=packed, names=names, classes=classes,
+                    source=f"the embedded demo set ({len(names)} meta-test characters)")
+
+
+def load_omniglot_or_demo_set(data: str | os.PathLike | None = None) -> Omniglot:
+    """The full data set when one is named or found (see find_data_dir), else the embedded demo set."""
+    return load_omniglot(data) if find_data_dir(data) is not None else load_demo_set()
 
 
 def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:

@@ -59,6 +59,7 @@ def test_wheel_carries_every_module_and_the_runtime_data(wheel):
                for ext in (".onnx", "-int8.onnx", ".json")}
     assert shipped <= names, sorted(shipped - names)
     assert "edgemeta/runtime/backends/native/mann_step.c" in names
+    assert {f"edgemeta/runtime/demo_set/{n}" for n in ("omniglot-demo.npz", "LICENSE", "README.md")} <= names
     assert {f"edgemeta/devices/boards/{p.name}" for p in (REPO / "devices" / "boards").glob("*.toml")} <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 

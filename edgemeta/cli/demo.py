@@ -87,9 +87,12 @@ def command(model, source, device, backend, headless, script, log, record, state
     configure_opencv()
     core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
     # Decoding and preprocessing run in the feed's capture thread, the learner and the overlay in this one.
-    with FrameFeed(VideoSource(uri, open_backend=open_backend, **size), core.prepare, background=True) as feed:
+    video = VideoSource(uri, open_backend=open_backend, **size)
+    with FrameFeed(video, core.prepare, background=True) as feed:
         click.echo(f"model {learner.path.name}: {learner.num_classes} classes, {learner.input_size}x{learner.input_size} input; "
                    f"source {uri}")
+        if getattr(video.backend, "data_source", None):  # the synthetic camera: a data folder or the embedded set
+            click.echo(f"drawings: {video.backend.data_source}")
         try:
             if headless:
                 result = run_headless(feed, core, events=events, shots_to_teach=shots_to_teach, log=log,

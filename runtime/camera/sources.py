@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,18 +240,14 @@ class VideoSource:
     """A frame source chosen by URI, with reconnection for live sources.
 
     read() -> BGR uint8 frame, or None (no frame this time; check .ended for the end of a finite source).
-    `frame_index` is the 0-based index of the last frame returned (-1 before the first); `truth` holds the
-    synthetic camera's ground truth for that frame (None for real sources).
+    `frame_index` is the 0-based index of the last frame returned (-1 before the first). `backend` is what
+    delivers the frames; for synthetic:// it is the SyntheticCamera, whose `truth_of(frame_index)` is the
+    ground truth of a frame.
 
     A live source that stops delivering is closed and reopened after a backoff that doubles from
     `backoff_s` up to `max_backoff_s`; after `reconnect_tries` failed reopenings in a row it raises
-    EdgemetaError. `open_backend` and `sleep` can be replaced (tests, other capture stacks).
-
-    prefetch=True decodes in a background thread (OpenCV releases the GIL while decoding), so decoding
-    overlaps the demo's learner step on a second core. A finite source then queues a few frames and never
-    drops one; a live source keeps only the newest frame (lowest latency), and read() returns None when no
-    frame arrives within `timeout_ms`. `transform(frame)`, if given, runs on every frame in that same
-    thread (the demo preprocesses there); its result for the frame read() returned is `prepared`.
+    EdgemetaError. `open_backend(spec)` and `sleep` can be replaced (a synthetic session with its data
+    folder: runtime/camera/synthetic.py synthetic_opener; tests; other capture stacks).
     """
 
     def __init__(
@@ -267,43 +261,23 @@ class VideoSource:
         reconnect_tries: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
-        prefetch: bool = False,
-        transform: Callable[[np.ndarray], object] | None = None,
         open_backend: Callable[[SourceSpec], object] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        dataset=None,
     ):
         self.spec = parse_uri(uri, width or 1280, height or 720, fps)
         self.uri = self.spec.uri
         self.reconnect_tries = reconnect_tries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.timeout_s = timeout_ms / 1000.0
         self._sleep = sleep
-        self._dataset = dataset
-        self._open_backend = open_backend or (lambda spec: self._default_backend(spec, width, height, timeout_ms))
+        self._open_backend = open_backend or (lambda spec: _default_backend(spec, width, height, timeout_ms))
         self.frame_index = -1
         self.ended = False
-        self.truth = None
-        self.prepared = None
-        self._transform = transform
         self.reconnects = 0  # successful reopenings (for the overlay and the log)
         self._failed_reopens = 0
         self.backend = self._open_backend(self.spec)
         self._num_frames = self._count_frames()
         self.fps = self._native_fps(fps)
-        self._queue = self._thread = None
-        if prefetch:
-            self._start_prefetch()
-
-    def _default_backend(self, spec: SourceSpec, width, height, timeout_ms):
-        if spec.kind == "images":
-            return _ImageFolderBackend(spec)
-        if spec.kind == "synthetic":
-            from edgemeta.runtime.camera.synthetic import synthetic_opener
-
-            return synthetic_opener(dataset=self._dataset)(spec)
-        return _CaptureBackend(spec, width, height, timeout_ms)
 
     @property
     def live(self) -> bool:
@@ -331,31 +305,21 @@ class VideoSource:
         return float(default)
 
     def read(self) -> Optional[np.ndarray]:
+        """The next frame, or None: no frame this time (a live source reconnecting), or the end (.ended)."""
         if self.ended:
             return None
-        frame, truth, exhausted, prepared = self._take() if self._queue is not None else self._next()
-        if frame is None:
-            if exhausted:
-                self.ended = True
-                self.truth = self.prepared = None
-            return None
-        self.frame_index += 1
-        self.truth, self.prepared = truth, prepared
-        return frame
-
-    def _next(self) -> tuple:
-        """One attempt at the next frame: (frame or None, ground truth, source exhausted, transformed)."""
         if self.backend is None and not self._reopen():
-            return None, None, False, None
+            return None
         frame = self.backend.read()
         if frame is None:
-            if not self.live:
-                return None, None, True, None
-            self._drop()
-            return None, None, False, None
+            if self.live:
+                self._drop()
+            else:
+                self.ended = True
+            return None
         self._failed_reopens = 0
-        prepared = self._transform(frame) if self._transform is not None else None
-        return frame, getattr(self.backend, "truth", None), False, prepared
+        self.frame_index += 1
+        return frame
 
     def _drop(self) -> None:
         """A live source stopped delivering: close it; the next attempt reopens it after a backoff."""
@@ -379,63 +343,7 @@ class VideoSource:
         self.reconnects += 1
         return True
 
-    # --- prefetching in a background thread ---
-
-    def _start_prefetch(self) -> None:
-        self._queue = queue.Queue(maxsize=1 if self.live else 4)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, name=f"video {self.uri}", daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item = self._next()
-            except BaseException as e:  # handed to the reader, which raises it
-                item = e
-            if self.live:
-                try:  # keep only the newest frame: a stale one is worth less than none
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    pass
-                self._queue.put(item)
-            else:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-            if isinstance(item, BaseException) or item[2]:
-                return
-
-    def _take(self) -> tuple:
-        while True:
-            try:
-                item = self._queue.get(timeout=self.timeout_s if self.live else 0.5)
-            except queue.Empty:
-                if self.live:
-                    return None, None, False, None  # a timeout: no frame this time
-                if not self._thread.is_alive():
-                    return None, None, True, None
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            return item
-
     def close(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            while True:  # unblock the pump if it waits on a full queue
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            self._thread.join(timeout=self.timeout_s + 1.0)
-            stuck = self._thread.is_alive()  # blocked in a driver call: leave it the backend, it is a daemon
-            self._thread = None
-            if stuck:
-                return
         if self.backend is not None:
             self.backend.close()
             self.backend = None
@@ -445,3 +353,13 @@ class VideoSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _default_backend(spec: SourceSpec, width: int | None, height: int | None, timeout_ms: int):
+    if spec.kind == "images":
+        return _ImageFolderBackend(spec)
+    if spec.kind == "synthetic":
+        from edgemeta.runtime.camera.synthetic import synthetic_opener
+
+        return synthetic_opener()(spec)
+    return _CaptureBackend(spec, width, height, timeout_ms)

@@ -7,6 +7,8 @@ drawing of the character held in front of the camera for `frames_per_shot` frame
 empty paper (the card being swapped). Shots come in rounds: every round shows each class once, in a fresh
 random order, so classes recur in random order and the k-th shot of every class comes before the
 (k+1)-th of any. Each shot is a different one of the character's 20 drawings (different people wrote them).
+The drawings come from the full data set when one is configured (data=, --data, or the lookup in
+runtime/omniglot.py), else from the embedded demo set of 40 meta-test characters (`data_source` says which).
 
 What makes it look like a camera: the raw 105x105 drawing is warped onto the frame with a random
 perspective, rotation and scale (changing slowly while the card is held: motion, approach), in a random
@@ -25,7 +27,7 @@ import cv2
 import numpy as np
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime.omniglot import DRAWINGS, load_omniglot, split_classes
+from edgemeta.runtime.omniglot import DRAWINGS, load_omniglot_or_demo_set, split_classes
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class SyntheticParams:
     seed: int = 0
     width: int = 640
     height: int = 480
-    data: Optional[str] = None  # Omniglot directory; default: the opener's, else the lookup (runtime/omniglot.py)
+    data: Optional[str] = None  # Omniglot directory; default: the opener's, else the lookup, else the embedded demo set
 
     def __post_init__(self):
         limits = {"classes": (1, 423), "shots": (1, DRAWINGS), "frames_per_shot": (1, 10_000), "gap": (0, 10_000),
@@ -99,10 +101,12 @@ class SessionPlan:
     """What a session shows and when, without rendering or data: classes, drawings, the shot schedule and
     the ground truth of every frame (scripts and tests can plan with it alone)."""
 
-    def __init__(self, params: SyntheticParams):
+    def __init__(self, params: SyntheticParams, pool: np.ndarray | None = None):
+        """pool: the meta-test classes to choose from (pinned indices); default all 423."""
         self.params = p = params
         rng = np.random.default_rng([p.seed, 0])
-        self.omniglot_classes = np.sort(rng.choice(split_classes()["test"], size=p.classes, replace=False))
+        pool = split_classes()["test"] if pool is None else pool
+        self.omniglot_classes = np.sort(rng.choice(pool, size=p.classes, replace=False))
         self.drawing_of = np.stack([rng.permutation(DRAWINGS)[: p.shots] for _ in range(p.classes)])
         self.shot_labels = self._schedule(rng)
         self.shot_len = p.gap + p.frames_per_shot
@@ -149,14 +153,19 @@ class SyntheticCamera(SessionPlan):
     """
 
     def __init__(self, params: SyntheticParams, dataset=None):
-        super().__init__(params)
         p = params
         if dataset is None:
             try:
-                dataset = load_omniglot(p.data)
+                dataset = load_omniglot_or_demo_set(p.data)
             except EdgemetaError as e:
                 raise EdgemetaError(f"synthetic://omniglot needs the Omniglot dataset: {e}") from None
-        self.class_names = tuple(dataset.names[c].split("/", 1)[1] for c in self.omniglot_classes)
+        pool = dataset.meta_test_classes()
+        if p.classes > len(pool):
+            raise EdgemetaError(f"synthetic://omniglot: classes={p.classes}, but {dataset.source} has {len(pool)}: ask "
+                                f"for fewer, or get all 423 with `edgemeta data download DIR` and pass --data DIR")
+        super().__init__(params, pool)
+        self.data_source = dataset.source  # which drawings: a data folder, or the embedded demo set
+        self.class_names = tuple(dataset.name(c).split("/", 1)[1] for c in self.omniglot_classes)
         self._paper_masks = dataset.drawings(self.omniglot_classes)  # (classes, 20, 105, 105), 1 = paper
         self._paper = _paper_texture(np.random.default_rng([p.seed, 1]), p.height, p.width)
         self._noise = np.random.default_rng([p.seed, 2]).standard_normal((4, p.height, p.width, 3), np.float32)
@@ -298,39 +307,3 @@ def _motion_blur(img: np.ndarray, length: float, angle_deg: float) -> np.ndarray
     rot = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), angle_deg, 1.0)
     kernel = cv2.warpAffine(kernel, rot, (n, n))
     return cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
-
-
-class LearningCurve:
-    """Accuracy on untaught frames that show a card, by how many examples of that card's class were taught.
-
-    Frames of a class taught 0 times cannot be named (the demo only predicts taught classes); for them the
-    curve reports how often the demo said "?" instead.
-    """
-
-    def __init__(self):
-        self.frames: dict[int, int] = {}
-        self.correct: dict[int, int] = {}
-        self.found: dict[int, int] = {}
-        self.unknown: dict[int, int] = {}
-
-    def add(self, taught: int, correct: bool, found: bool, unknown: bool) -> None:
-        for table, hit in ((self.frames, True), (self.correct, correct), (self.found, found), (self.unknown, unknown)):
-            table[taught] = table.get(taught, 0) + int(hit)
-
-    def accuracy(self, taught: int) -> float | None:
-        n = self.frames.get(taught, 0)
-        return self.correct.get(taught, 0) / n if n else None
-
-    def rows(self) -> list[dict]:
-        return [
-            {"taught": k, "frames": n, "found": self.found.get(k, 0) / n, "unknown": self.unknown.get(k, 0) / n,
-             "accuracy": self.correct.get(k, 0) / n}
-            for k, n in sorted(self.frames.items())
-        ]
-
-    def format(self) -> str:
-        lines = ["examples taught  frames  symbol found  accuracy  said '?'"]
-        for r in self.rows():
-            acc = "   -    " if r["taught"] == 0 else f"{r['accuracy']:8.1%}"
-            lines.append(f"{r['taught']:>15}  {r['frames']:>6}  {r['found']:>12.1%}  {acc}  {r['unknown']:>8.1%}")
-        return "\n".join(lines)

@@ -4,7 +4,8 @@ EVENTS.csv format: a header line `frame,label`, then one `FRAME,LABEL` per line:
 user taught class LABEL (0-based class index, the numbering of the demo's log). Blank lines and lines
 starting with `#` are ignored. Each frame appears at most once. Errors name the file and line.
 
-LOG.jsonl: one JSON object per processed frame, written to a hidden file beside the target and renamed
+LOG.jsonl: a header line `{"header": {...}}` (what ran: the source and, for synthetic://, which drawings), then
+one JSON object per processed frame, written to a hidden file beside the target and renamed
 over it when the run ends (also when it ends in an error, so a long device run keeps its log; an old log
 is only replaced by one with at least one record).
 """
@@ -70,13 +71,18 @@ def load_events(path: str | os.PathLike, num_classes: int | None = None) -> dict
 
 
 class JsonlLog:
-    """Append JSON records to a hidden temporary file; close() publishes it atomically at `path`."""
+    """Append JSON records to a hidden temporary file; close() publishes it atomically at `path`.
 
-    def __init__(self, path: str | os.PathLike):
+    `header`, if given, is the first line, as {"header": header}; it does not count as a record.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: dict | None = None):
         self.path = Path(path)
         self._pending = PendingFile(self.path)
         try:
             self.file = open(self._pending.tmp, "w", encoding="utf-8")
+            if header is not None:
+                self.file.write(json.dumps({"header": header}, separators=(",", ":")) + "\n")
         except BaseException:
             self._pending.discard()
             raise
@@ -99,3 +105,20 @@ class JsonlLog:
             self._pending.discard()
             return None
         return self._pending.publish()
+
+
+def log_header(source) -> dict:
+    """LOG.jsonl's header: the source's URI and, for the synthetic camera, which drawings it shows."""
+    header = {"source": getattr(source, "uri", None)}
+    drawings = getattr(getattr(source, "backend", None), "data_source", None)
+    if drawings:
+        header["drawings"] = drawings
+    return header
+
+
+def read_log(path: str | os.PathLike) -> tuple[dict, list[dict]]:
+    """LOG.jsonl -> (header, one record per processed frame); the header is {} in a log without one."""
+    lines = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    if lines and set(lines[0]) == {"header"}:
+        return lines[0]["header"], lines[1:]
+    return {}, lines

@@ -48,7 +48,7 @@ def run_headless(
     from tqdm import tqdm
 
     from edgemeta.runtime.camera.scoring import TruthTeacher
-    from edgemeta.runtime.demo.events import JsonlLog
+    from edgemeta.runtime.demo.events import JsonlLog, log_header
 
     events = dict(events or {})
     for label in set(events.values()):
@@ -65,7 +65,7 @@ def run_headless(
         teacher = TruthTeacher(camera, core.num_classes, shots_to_teach, say)
     result = HeadlessResult(curve=teacher.curve if teacher else None)
     overlay = bool(record) if overlay is None else overlay
-    writer = JsonlLog(log) if log else None
+    writer = JsonlLog(log, header=log_header(source)) if log else None
     recorder = open_recorder(record, source)
     total = len(source) if hasattr(source, "__len__") else 0
     total = min(total, max_frames) if (total and max_frames) else (max_frames or total or None)

@@ -52,7 +52,7 @@ def run_interactive(
     """
     import cv2
 
-    from edgemeta.runtime.demo.events import JsonlLog
+    from edgemeta.runtime.demo.events import JsonlLog, log_header
 
     check_display()
     try:
@@ -61,7 +61,7 @@ def run_interactive(
         raise EdgemetaError(f"cannot open a window ({str(e).strip().splitlines()[-1]}): this OpenCV has no GUI "
                             "(opencv-python-headless?); install opencv-python, or use --headless") from None
     state_path = Path(state_path) if state_path else Path("edgemeta-state.npz")
-    writer = JsonlLog(log) if log else None
+    writer = JsonlLog(log, header=log_header(feed.source)) if log else None
     recorder = open_recorder(record, feed.source)
     fps, status, status_until, show_help = Fps(), "", 0.0, False
     obs: Optional[Observation] = None

@@ -116,3 +116,14 @@ def test_no_data_anywhere_names_the_places_and_the_download(places):
     assert "no Omniglot directory given or found" in message and "\n" not in message
     assert str(places["checkout"]) in message and str(places["download"]) in message
     assert "edgemeta data download DIR" in message
+
+
+@pytest.mark.parametrize("args", [["data", "check"], ["train", "--model", "mann", "--out", "RUN", "--episodes", "1"]])
+def test_commands_that_need_the_full_set_say_how_to_get_it(places, tmp_path, capsys, args):
+    from edgemeta.cli import main
+
+    if args[0] == "train":
+        pytest.importorskip("torch")
+    assert main([a.replace("RUN", str(tmp_path / "run")) for a in args]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no Omniglot directory given or found" in err and "edgemeta data download DIR" in err

@@ -2,8 +2,6 @@
 state, a camera that drops mid-run, bad input, and the interactive loop's keys (without a display)."""
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from edgemeta import EdgemetaError
 from edgemeta.cli import main
 from edgemeta.runtime.demo.core import DemoCore
+from edgemeta.runtime.demo.events import read_log
 from edgemeta.runtime.demo.feed import FrameFeed
 from edgemeta.runtime.demo.headless import run_headless
 from edgemeta.runtime.demo.window import key_to_label, run_interactive
@@ -82,7 +81,7 @@ def test_scripted_headless_cli_writes_the_log_and_the_video(tiny_onnx, data_dir,
                  "--log", str(log), "--record", str(video)])
     out = capsys.readouterr().out
     assert code == 0, out
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = read_log(log)[1]
     assert [r["frame"] for r in records] == list(range(3 * 6 * 7))  # every frame, in order
     for r in records:
         assert {"frame", "pred", "confidence", "taught", "found"} <= set(r)
@@ -131,7 +130,7 @@ def test_state_file_carries_what_was_learned_to_the_next_run(tiny_onnx, data_dir
                  "--shots-to-teach", "0", "--log", str(log), "--max-frames", "10"]) == 0
     out = capsys.readouterr().out
     assert "loaded learned state" in out and "3 examples taught" in out
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = read_log(log)[1]
     assert any(r["found"] and r["pred"] is not None for r in records)  # predicts from the first frame: it remembers
 
 
@@ -171,7 +170,7 @@ def test_camera_dropping_mid_run_keeps_what_was_learned(tiny_onnx, omniglot, tmp
     result = run_headless(FrameFeed(source), DemoCore(learner), events=events, log=log, progress=False)
     assert source.nones == 4 and result.frames == cam.num_frames  # the drop was waited out, no frame lost
     assert learner.num_taught == 3 and list(learner.counts) == [1, 1, 1]
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = read_log(log)[1]
     assert [r["frame"] for r in records] == list(range(cam.num_frames))
     after = [r for r in records if r["frame"] >= drop_at and r["truth"] is not None]
     assert np.mean([r["pred"] == r["truth"] for r in after]) > 1 / 3 + 0.15  # still knows the classes
@@ -264,7 +263,7 @@ def test_interactive_loop_keys_without_a_display(tiny_onnx, omniglot, tmp_path, 
     assert frames == 6 and len(shown) == 11
     assert state.exists()  # s saved after teaching classes 0 and 1
     assert learner.num_taught == 2 and list(learner.counts) == [1, 1, 0]  # r reset, then l loaded them back
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = read_log(log)[1]
     assert [r["taught"] for r in records[:4]] == [None, 0, None, 1]
     assert all(img.shape == (120, 160, 3) for img in shown)
     def panel_share(img):
@@ -294,7 +293,7 @@ def test_ctrl_c_ends_a_live_run_cleanly_and_keeps_log_and_video(tiny_onnx, tmp_p
     result = run_headless(FrameFeed(Camera()), DemoCore(Learner.load(tiny_onnx)), events={1: 2}, log=log, record=video,
                           progress=False)
     assert result.interrupted and result.frames == 5 and result.taught == 1
-    assert len(log.read_text().splitlines()) == 5
+    assert len(read_log(log)[1]) == 5
     assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5
 
 

@@ -2,7 +2,6 @@
 key press teaches a class. Needs Xvfb, xdotool and xwd (Debian: xvfb xdotool x11-apps)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -13,6 +12,8 @@ import time
 import cv2
 import numpy as np
 import pytest
+
+from edgemeta.runtime.demo.events import read_log
 
 pytestmark = pytest.mark.gui
 
@@ -117,5 +118,5 @@ def test_window_shows_frame_and_overlay_and_a_key_teaches(display, tiny_onnx, tm
     learner = Learner.load(tiny_onnx)
     learner.load_state(state)  # --state was saved on exit, with what the key taught
     assert list(learner.counts) == [1, 0, 0]
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = read_log(log)[1]
     assert records[0]["found"] and records[-1]["taught"] == 0

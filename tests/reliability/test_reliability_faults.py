@@ -354,11 +354,18 @@ def test_camera_that_stalls_is_retried_with_backoff_then_ends_saving_what_was_le
 
     real = video.VideoSource
 
-    def source(uri, **kwargs):  # the CLI's source, with the stalling camera behind it; no prefetch thread,
-        kwargs.update(prefetch=False, open_backend=open_backend, sleep=sleeps.append, reconnect_tries=2)
-        return real(uri, **kwargs)  # so which frames arrive is deterministic
+    def source(uri, **kwargs):  # the CLI's source, with the stalling camera behind it
+        kwargs.update(open_backend=open_backend, sleep=sleeps.append, reconnect_tries=2)
+        return real(uri, **kwargs)
 
+    def feed(source, prepare, **kwargs):  # no capture thread, so which frames arrive is deterministic
+        return real_feed(source, prepare, **{**kwargs, "background": False})
+
+    from edgemeta.runtime.demo import feed as feeds
+
+    real_feed = feeds.FrameFeed
     monkeypatch.setattr(video, "VideoSource", source)
+    monkeypatch.setattr(feeds, "FrameFeed", feed)
     state = tmp_path / "state.npz"
     script = _script(tmp_path / "EVENTS.csv", {1: 0, 3: 1, 6: 2})  # two classes before the stall, one after
     code = main(["demo", "--model", str(toy), "--source", "/dev/video0", "--headless", "--script", str(script),

@@ -1,4 +1,4 @@
-"""Video sources by URI: parsing for every scheme, files, image folders, reconnection, recording."""
+"""Video sources by URI: parsing for every scheme, files, image folders, reconnection."""
 from __future__ import annotations
 
 import cv2
@@ -186,55 +186,3 @@ def test_camera_that_never_comes_back_is_an_error():
     with pytest.raises(EdgemetaError, match="could not reopen it after 3 tries") as e:
         src.read()
     assert "\n" not in str(e.value)
-
-
-def test_prefetch_delivers_the_same_frames_in_order(tmp_path):
-    frames = _frames(9)
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), f)
-    with VideoSource(str(tmp_path), prefetch=True) as src:
-        got = []
-        while (f := src.read()) is not None:
-            got.append(int(f[0, 0, 0]))
-        assert src.ended and src.frame_index == 8
-    assert got == [20 * i + 10 for i in range(9)]
-
-
-def test_prefetch_hands_errors_to_the_reader(tmp_path):
-    cv2.imwrite(str(tmp_path / "0.png"), _frames(1)[0])
-    (tmp_path / "1.png").write_bytes(b"broken")
-    with VideoSource(str(tmp_path), prefetch=True) as src:
-        assert src.read() is not None
-        with pytest.raises(EdgemetaError, match="cannot decode image"):
-            src.read()
-
-
-def test_prefetch_on_a_live_source_times_out_with_none():
-    class Silent:  # a camera that opened but delivers nothing in time
-        def read(self):
-            import time
-            time.sleep(0.5)
-            return np.zeros((4, 4, 3), np.uint8)
-
-        def close(self):
-            pass
-
-    with VideoSource("0", open_backend=lambda spec: Silent(), prefetch=True, timeout_ms=50) as src:
-        assert src.read() is None and not src.ended  # a timeout, not the end
-        frame = None
-        for _ in range(40):
-            frame = src.read()
-            if frame is not None:
-                break
-        assert frame is not None and src.frame_index == 0
-
-
-@pytest.mark.parametrize("prefetch", [False, True])
-def test_transform_result_travels_with_its_frame(tmp_path, prefetch):
-    for i, f in enumerate(_frames(6)):
-        cv2.imwrite(str(tmp_path / f"{i}.png"), f)
-    with VideoSource(str(tmp_path), prefetch=prefetch, transform=lambda f: int(f[0, 0, 0]) + 1) as src:
-        pairs = []
-        while (f := src.read()) is not None:
-            pairs.append((int(f[0, 0, 0]), src.prepared))
-    assert pairs == [(20 * i + 10, 20 * i + 11) for i in range(6)] and src.prepared is None

@@ -9,7 +9,7 @@ import pytest
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import omniglot as og
-from edgemeta.runtime.camera.synthetic import LearningCurve, SyntheticCamera, parse_params, synthetic_opener
+from edgemeta.runtime.camera.synthetic import SyntheticCamera, parse_params, synthetic_opener
 from edgemeta.runtime.camera.sources import VideoSource
 
 SMALL = "synthetic://omniglot?classes=3&shots=2&frames_per_shot=4&gap=1&width=160&height=120"
@@ -98,12 +98,42 @@ def no_data_anywhere(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def test_missing_data_is_a_one_line_error(tmp_path, no_data_anywhere):
-    with pytest.raises(EdgemetaError, match="synthetic://omniglot needs the Omniglot dataset: no Omniglot directory") as e:
-        VideoSource("synthetic://omniglot")
-    assert "edgemeta data download DIR" in str(e.value) and "\n" not in str(e.value)
+def test_with_no_data_folder_the_embedded_demo_set_is_used(tmp_path, no_data_anywhere):
+    demo = og.load_demo_set()
+    src = VideoSource("synthetic://omniglot?classes=5&shots=2&frames_per_shot=2&gap=0&width=160&height=120")
+    cam = src.backend
+    assert cam.data_source == demo.source and cam.data_source.startswith("the embedded demo set (40 ")
+    assert set(cam.omniglot_classes.tolist()) <= set(demo.classes.tolist())
+    assert src.read() is not None
+    with pytest.raises(EdgemetaError, match="classes=41, but the embedded demo set .* has 40: .*edgemeta data download DIR"):
+        VideoSource("synthetic://omniglot?classes=41")
+    # a folder the user names is never silently replaced by the embedded set
     with pytest.raises(EdgemetaError, match=f"needs the Omniglot dataset: Omniglot directory {tmp_path / 'nope'} does not exist"):
         VideoSource(f"synthetic://omniglot?data={tmp_path / 'nope'}")
+
+
+def test_the_embedded_demo_set_is_small_licensed_meta_test_characters():
+    folder = og.DEMO_SET.parent
+    assert og.DEMO_SET.stat().st_size < 300 * 1024
+    licence = (folder / "LICENSE").read_text()
+    assert "MIT License" in licence and "Brenden Lake" in licence and "brendenlake/omniglot" in (folder / "README.md").read_text()
+    demo = og.load_demo_set()
+    assert len(demo.classes) == 40 and set(demo.classes.tolist()) <= set(og.split_classes()["test"].tolist())
+    assert np.array_equal(demo.meta_test_classes(), demo.classes)
+    masks = demo.drawings(demo.classes)
+    assert masks.shape == (40, 20, 105, 105)
+    ink = (1 - masks).reshape(40 * 20, -1).sum(1)
+    assert ink.min() > 20  # every drawing has strokes
+    assert all(demo.name(c).startswith("images_evaluation/") for c in demo.classes)
+    missing = int(np.setdiff1d(og.split_classes()["test"], demo.classes)[0])
+    with pytest.raises(EdgemetaError, match=f"does not hold classes \\[{missing}\\]"):
+        demo.drawings(np.array([demo.classes[0], missing]))
+
+
+def test_the_embedded_demo_set_is_the_full_sets_drawings(omniglot):
+    demo = og.load_demo_set()
+    assert np.array_equal(demo.drawings(demo.classes), omniglot.drawings(demo.classes))
+    assert [demo.name(c) for c in demo.classes] == [omniglot.names[c] for c in demo.classes]
 
 
 def test_the_data_folder_is_passed_explicitly_and_the_uri_wins(tmp_path, no_data_anywhere):
@@ -112,16 +142,6 @@ def test_the_data_folder_is_passed_explicitly_and_the_uri_wins(tmp_path, no_data
         VideoSource("synthetic://omniglot", open_backend=synthetic_opener(data=elsewhere))
     with pytest.raises(EdgemetaError, match=f"Omniglot directory {tmp_path / 'uri'} does not exist"):
         VideoSource(f"synthetic://omniglot?data={tmp_path / 'uri'}", open_backend=synthetic_opener(data=elsewhere))
-
-
-def test_learning_curve_table():
-    curve = LearningCurve()
-    for taught, correct, found in [(0, False, True), (1, True, True), (1, False, False), (2, True, True)]:
-        curve.add(taught, correct, found, unknown=not correct)
-    assert curve.accuracy(1) == 0.5 and curve.accuracy(2) == 1.0 and curve.accuracy(5) is None
-    rows = curve.rows()
-    assert [r["taught"] for r in rows] == [0, 1, 2] and rows[1]["found"] == 0.5
-    assert "50.0%" in curve.format()
 
 
 def test_video_and_synthetic_modules_do_not_import_torch():

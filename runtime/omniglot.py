@@ -1,4 +1,4 @@
-"""Omniglot on disk: find it, check it, decode it once, cache it, split it (pinned).
+"""Omniglot on disk: find it, check it, decode it once, cache it, split it (pinned); and the embedded demo set.
 
 Numpy-only, so the synthetic camera (runtime) and training/evaluation (edgemeta) share one reader.
 
@@ -10,7 +10,8 @@ Where the data directory is looked for, first match wins: the folder passed in (
 URI's data=), $EDGEMETA_DATA, then the places the project's conventions put it: ../shared/data/omniglot
 beside the checkout and beside the current directory, and `edgemeta data download`'s default folder. A
 folder named explicitly (argument or $EDGEMETA_DATA) must exist; a conventional one counts only if it
-holds the data.
+holds the data. Where none is found, the synthetic camera falls back on the embedded demo set (40 meta-test
+characters, runtime/demo_set/); training and evaluation need the full set.
 """
 from __future__ import annotations
 
@@ -171,10 +172,12 @@ def load_omniglot(data: str | os.PathLike | None = None, cache_dir: str | os.Pat
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # a damaged cache is rebuilt, never trusted
     dataset = replace(_decode(sources), source=f"Omniglot in {root}")
-    atomic_write_with(
-        cache,
-        lambda tmp: np.savez(open(tmp, "wb"), packed=dataset.packed, names=np.array(dataset.names)),
-    )
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+            np.savez(f, packed=dataset.packed, names=np.array(dataset.names))
+
+    atomic_write_with(cache, write)
     return dataset
 
 

@@ -269,5 +269,5 @@ def test_demo_runs_on_the_native_step(data_dir, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0, out
     curve = {int(line.split()[0]): line.split() for line in out.splitlines() if line.strip()[:1].isdigit()
-             and len(line.split()) == 5}
+             and len(line.split()) == 6}
     assert float(curve[2][3].rstrip("%")) > 60, out  # 3 classes (chance 33%), two examples taught each

@@ -1,10 +1,10 @@
 """Native backend: a whole MANN step as one C function (runtime/backends/native/mann_step.c), called through ctypes.
 
 ONNX Runtime pays about half a microsecond per graph node whatever the node computes, and the
-lean MANN step has ~60 nodes: about 30 us of a step is dispatch. This backend computes the same
+MANN step graph has ~60 nodes: about 30 us of a step is dispatch. This backend computes the same
 function (export/mann_graph.py + edgemeta.models.mann.lrua_access) in one hand-written call:
 
-- the weights come from the same lean learner.onnx that ONNX Runtime runs, read with
+- the weights come from the same learner.onnx that ONNX Runtime runs, read with
   runtime/backends/native/onnx_reader.py (no `onnx` package), and are rearranged once at load: the two large
   matrices into panels of 64 output columns, input-major ([panel][row][64]);
 - precision "int8" (the default) stores those two matrices as int8 with one float scale per output
@@ -46,7 +46,7 @@ class MannArgs(ctypes.Structure):
     """struct mann_args in mann_step.c, field for field."""
 
     _fields_ = (
-        [(n, _I) for n in ("batch", "F", "C", "Hd", "N", "W", "H", "row", "label_memory", "has_novelty", "int8",
+        [(n, _I) for n in ("batch", "F", "C", "Hd", "N", "W", "H", "row", "has_novelty", "int8",
                            "K", "Gp", "Pp", "Op")]
         + [("gamma", ctypes.c_float)]
         + [(n, _P) for n in ("w_lstm", "s_lstm", "b_lstm", "w_heads", "s_heads", "b_heads", "w_out", "b_out",
@@ -261,7 +261,7 @@ class NativeBackend:
         self._args = []
         for k in range(2):
             a = MannArgs(batch=b, F=d["F"], C=d["C"], Hd=d["Hd"], N=d["N"], W=d["W"], H=d["H"], row=d["row"],
-                         label_memory=1, has_novelty=int(has_novelty),
+                         has_novelty=int(has_novelty),
                          int8=int(self.precision == "int8"), K=d["K"], Gp=d["Gp"], Pp=d["Pp"], Op=d["Op"],
                          gamma=float(cfg["gamma"]))
             for name, arr in wt.items():

@@ -1,12 +1,12 @@
 /* One step of an edgemeta MANN learner with a flat encoder, as one C function.
  *
- * The same function as export/lean_step.py (LeanMANNStep.forward) and edgemeta/models/mann.py
+ * The same function as export/mann_graph.py (MANNStepGraph.forward) and edgemeta/models/mann.py
  * (lrua_access), written out by hand so that a step is one call instead of ~60 graph nodes.
- * runtime/native_backend.py compiles this file on first use and calls `mann_step` through ctypes;
- * the weights come from the lean learner.onnx, rearranged at load (see native_backend.py).
+ * backend.py beside this file compiles it on first use and calls `mann_step` through ctypes;
+ * the weights come from learner.onnx, rearranged at load (see backend.py).
  *
  * Per stream b (row of the batch), with F = S*S pixels, C classes, Hd controller units, N slots
- * of width W, H heads, row = W + C (label_memory) or W, R = H*row:
+ * of width W, H heads, row = W + C (each row holds a key and its label), R = H*row:
  *   x      = [image (F), prev_label (C), h (Hd), read (R)]                       K = F + C + Hd + R
  *   gates  = x @ w_lstm + b_lstm, columns (i, f, o | g)                          G = 4*Hd
  *   c' = f*c + i*tanh(g), h' = o*tanh(c')
@@ -47,10 +47,10 @@ typedef int16_t v8s __attribute__((vector_size(16)));
 
 struct mann_args {
     /* dims */
-    int32_t batch, F, C, Hd, N, W, H, row, label_memory, has_novelty, int8;
+    int32_t batch, F, C, Hd, N, W, H, row, has_novelty, int8;
     int32_t K, Gp, Pp, Op; /* rows of w_lstm; padded columns of w_lstm, w_heads, w_out */
     float gamma;
-    /* weights (see native_backend.py for the layouts) */
+    /* weights (see backend.py for the layouts) */
     const void *w_lstm;    /* [Gp/64][K][64] float32 or int8 */
     const float *s_lstm;   /* [Gp] column scales (int8) */
     const float *b_lstm;   /* [Gp] */
@@ -349,16 +349,12 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
             ww[k * N + i] = l + gate[k] * (rw_prev[k * N + i] - l); /* sigmoid(a) w_r + (1 - sigmoid(a)) lu */
         }
     }
-    /* what head k writes: [k_{t-1}; prev_label] with label_memory, else its new key; zero padded */
+    /* what head k writes: [k_{t-1}; prev_label], zero padded */
     float *content = s->content;
     memset(content, 0, sizeof(float) * H * rowp);
     for (int k = 0; k < H; k++) {
-        if (a->label_memory) {
-            memcpy(content + k * rowp, a->keys + (size_t)b * H * W + k * W, sizeof(float) * W);
-            memcpy(content + k * rowp + W, prev, sizeof(float) * C);
-        } else {
-            memcpy(content + k * rowp, keys + k * Wp, sizeof(float) * W);
-        }
+        memcpy(content + k * rowp, a->keys + (size_t)b * H * W + k * W, sizeof(float) * W);
+        memcpy(content + k * rowp + W, prev, sizeof(float) * C);
     }
     /* write (the least-used slot is zeroed, then M += write_w^T content) into the padded copy */
     float *mp = s->mem, *m2 = s->m2, *rw = s->rw;
@@ -368,7 +364,7 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
         v8f keep = splat(1.0f - lu[i]);
         for (int j = 0; j < rowp; j += 8) {
             /* whole-vector loads (a row's last chunk reads into the next row, or into the slack
-             * after the buffer: native_backend.py allocates state with 64 spare bytes); the
+             * after the buffer: backend.py allocates state with 64 spare bytes); the
              * lanes past the row are masked to zero bitwise, so whatever was there drops out */
             v8f v = (v8f)((v8i)ld8(mi + j) & *(const v8i *)(s->rmask + j)) * keep;
             for (int k = 0; k < H; k++) v += splat(ww[k * N + i]) * ld8(content + k * rowp + j);
@@ -441,10 +437,8 @@ static void step_row(const struct mann_args *a, const struct scratch *s, int b) 
         for (int k = 0; k < H; k++) sum += rw_out[k * N + i] + ww[k * N + i];
         usage_out[i] = a->gamma * usage[i] + sum;
     }
-    if (a->label_memory) {
-        float *keys_out = a->keys_out + (size_t)b * H * W;
-        for (int k = 0; k < H; k++) memcpy(keys_out + k * W, keys + k * Wp, sizeof(float) * W);
-    }
+    float *keys_out = a->keys_out + (size_t)b * H * W;
+    for (int k = 0; k < H; k++) memcpy(keys_out + k * W, keys + k * Wp, sizeof(float) * W);
 
     /* out = [h', read'] @ w_out + b_out, w_out [Hd + R][Op], Op a multiple of 8 */
     const int Op = DIM(Op);

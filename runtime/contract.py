@@ -5,7 +5,6 @@ Graph inputs:  image [B,1,S,S] float32 (ink = 1.0), prev_label [B,C] float32 (on
 Graph outputs: logits [B,C], then `<s>_out` for every state input `<s>` (same shape), then optional
                novelty [B,1] (probability that the image shows a class not taught yet).
 Only the batch axis is dynamic. All-zero state is a fresh learner. Opset 17.
-The quadratic-task learner: inputs x [B,2], prev_target [B,1], state; outputs prediction [B,1], state.
 Metadata: JSON under metadata_props key "edgemeta" with at least REQUIRED_METADATA.
 """
 from __future__ import annotations
@@ -20,15 +19,10 @@ PREV_LABEL = "prev_label"
 LOGITS = "logits"
 NOVELTY = "novelty"
 
-# quadratic-task learner
-X = "x"
-PREV_TARGET = "prev_target"
-PREDICTION = "prediction"
-
 REQUIRED_METADATA = (
     "format",  # int: this contract's version
     "name",  # "mann", "default", ...
-    "task",  # "omniglot", "quadratic"
+    "task",  # "omniglot"
     "num_classes",  # C
     "input_size",  # S
     "preprocess",  # id of the pinned preprocessing (edgemeta.runtime.preprocess.PREPROCESS_ID)

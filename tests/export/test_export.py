@@ -13,31 +13,17 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from edgemeta.training.checkpoint import learner_from_checkpoint, load_checkpoint, save_checkpoint
+from edgemeta.training.checkpoint import learner_from_checkpoint, load_checkpoint
 from edgemeta.cli import main
 from edgemeta.export import parity as P
 from edgemeta.export.checkpoint_export import export_checkpoint
 from edgemeta.export.fp16 import state_path_nodes, to_float16
 from edgemeta.export.onnx_export import model_id
 from edgemeta.export.trt_ready import check_model
-from edgemeta.models import ModelConfig, build_learner
+from edgemeta.models import build_learner
 from edgemeta.runtime import contract
 from edgemeta.runtime.preprocess import PREPROCESS_ID
-from edgemeta.training.loop import TrainConfig
-
-FLAT = ModelConfig(arch="mann", image_size=12, num_classes=3, controller=32, memory_slots=16, memory_width=8, read_heads=2)
-CONV = ModelConfig(arch="mann", image_size=16, num_classes=4, encoder="conv", conv_channels=(4, 8), embedding=16,
-                   controller=32, memory_slots=16, memory_width=8, read_heads=2, novelty=True)
-
-
-def make_checkpoint(path, cfg: ModelConfig, seed: int = 0, metrics=None, **train) -> None:
-    torch.manual_seed(seed)
-    learner = build_learner(cfg)
-    save_checkpoint(path, {
-        "task": "omniglot", "model_config": cfg.to_dict(), "train_config": TrainConfig(**train).to_dict(),
-        "model": learner.state_dict(), "step": 0, "metrics": metrics or {},
-    })
-
+from toy_checkpoint import CONV, FLAT, make_checkpoint
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, monkeypatch_module):

@@ -9,7 +9,7 @@ import torch
 from edgemeta.training.checkpoint import save_checkpoint
 from edgemeta.cli import main
 from edgemeta.export import parity
-from test_export import FLAT, make_checkpoint
+from toy_checkpoint import FLAT, make_checkpoint
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ pytest.importorskip("tensorrt")
 from edgemeta.export.checkpoint_export import export_checkpoint  # noqa: E402
 from edgemeta.export.tensorrt_engine import EngineStep  # noqa: E402
 from edgemeta.runtime import contract  # noqa: E402
-from test_export import CONV, FLAT, make_checkpoint  # noqa: E402
+from toy_checkpoint import CONV, FLAT, make_checkpoint  # noqa: E402
 
 pytestmark = [pytest.mark.trt, pytest.mark.gpu]
 

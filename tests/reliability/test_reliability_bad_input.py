@@ -212,7 +212,7 @@ CASES = [
          "weights do not match its model config"),
     Case("checkpoint", "config with an unknown key",
          lambda w: ["bench", w.checkpoint("unknown.pt", model_config={**SMALL, "wings": 2}), "--backend", "torch"],
-         "model config has unknown keys ['wings']"),
+         "model config has unknown key wings; valid: arch,"),
     Case("checkpoint", "config value of the wrong type",
          lambda w: ["eval", w.checkpoint("typed.pt", model_config={**SMALL, "controller": "big"})],
          "its model config is damaged (ValueError"),

@@ -173,7 +173,7 @@ class ExportWriter:
     error = "cannot write to"
 
     def __init__(self, tmp_path):
-        from test_export import FLAT, make_checkpoint
+        from toy_checkpoint import FLAT, make_checkpoint
 
         self.path = tmp_path / "run" / "export"
         self.ckpt = tmp_path / "c.pt"

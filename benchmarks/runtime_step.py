@@ -4,12 +4,12 @@
 
 Exports the checkpoint three ways into a temporary directory:
   traced  `learner.step` traced as training runs it (export_step(as_trained=True)): the naive export
-  lean    the deployment rewrite (export/mann_graph.py): what `edgemeta export` writes as learner.onnx
-  int8    lean with int8 weights (export/int8.py): learner.int8.onnx, `edgemeta export --int8`
+  graph   the deployment rewrite (export/mann_graph.py): what `edgemeta export` writes as learner.onnx
+  int8    graph with int8 weights (export/int8.py): learner.int8.onnx, `edgemeta export --int8`
 and times, with the loops taking turns every 100 steps so a busy machine slows them alike:
   naive session.run on traced (the baseline: plain dict feeds, outputs fed back as state),
   the runtime's path (IOBinding, double-buffered state; runtime/backends/ort.py) on each export,
-  the native backend (the whole step as one C function; runtime/backends/native/backend.py) on lean, with
+  the native backend (the whole step as one C function; runtime/backends/native/backend.py) on graph, with
   int8 and with float32 weights (--no-native leaves it out, e.g. where there is no C compiler).
 It also prints each graph's node count after ONNX Runtime's own optimisations and the cost of one
 trivial node on this machine, which together explain where a step's time goes.
@@ -38,12 +38,12 @@ def export_variants(checkpoint: Path, out: Path) -> dict[str, Path]:
     ckpt = load_checkpoint(checkpoint)
     learner = learner_from_checkpoint(ckpt)
     meta = checkpoint_metadata(ckpt)
-    paths = {"traced": out / "traced.onnx", "lean": out / "lean.onnx", "int8": out / "int8.onnx"}
+    paths = {"traced": out / "traced.onnx", "graph": out / "graph.onnx", "int8": out / "int8.onnx"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         export_step(learner, paths["traced"], meta, as_trained=True)
-        export_step(learner, paths["lean"], meta)
-    quantize_int8(paths["lean"], paths["int8"])
+        export_step(learner, paths["graph"], meta)
+    quantize_int8(paths["graph"], paths["int8"])
     return paths
 
 
@@ -99,11 +99,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_variants(args.checkpoint, Path(tmp))
         learners = {name: Learner.load(p, threads=args.threads) for name, p in paths.items()}
-        images, _, onehots = inputs_for(learners["lean"])
+        images, _, onehots = inputs_for(learners["graph"])
         loops = {"naive session.run (traced)": naive_ort_loop(paths["traced"], args.threads, images, onehots)}
         loops.update({f"runtime step ({name})": runtime_step_loop(lrn, images, onehots) for name, lrn in learners.items()})
         natives = {} if args.no_native else {
-            f"native {p} (lean)": Learner.load(paths["lean"], backend="native", precision=p) for p in ("int8", "fp32")}
+            f"native {p} (graph)": Learner.load(paths["graph"], backend="native", precision=p) for p in ("int8", "fp32")}
         loops.update({name: runtime_step_loop(lrn, images, onehots) for name, lrn in natives.items()})
         timings = time_steps(loops, args.steps, args.runs)
         nodes = {name: optimized_nodes(p, args.threads) for name, p in paths.items()}

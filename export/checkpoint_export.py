@@ -15,7 +15,7 @@ from . import parity as P
 from .staging import staged_directory
 from .trt_ready import check_model, format_report
 
-PARITY_BATCH = 8  # episodes run side by side in the parity check (the issue asks for several)
+PARITY_BATCH = 8  # episodes run side by side in the parity check: several, so batch rows cannot mix unnoticed
 
 
 def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False, max_batch: int = 8,

@@ -146,3 +146,34 @@ def test_readme_walks_through_deployment():
     for needle in ("edgemeta-demo.service", "Dockerfile.jetson", "Dockerfile.x86", "systemctl enable --now",
                    "edgemeta doctor"):
         assert needle in text
+
+
+def test_unit_is_not_ordered_after_the_target_that_wants_it():
+    u = unit()
+    after = u["Unit"].get("After", "").split()
+    wanted_by = u["Install"]["WantedBy"].split()
+    assert not set(after) & set(wanted_by), f"After= {after} and WantedBy= {wanted_by}: ordered after its own target"
+    assert "network.target" in after and "nvargus-daemon.service" in after
+
+
+def test_unit_passes_systemd_analyze_verify_when_enabled(tmp_path):
+    """`systemd-analyze verify` on the unit as `systemctl enable` installs it (a symlink in
+    multi-user.target.wants), with ExecStart pointed at an executable that exists here."""
+    import shutil
+    import subprocess
+
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    units = tmp_path / "units"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    text = (DEVICES / "edgemeta-demo.service").read_text()
+    exec_start = shlex.split(unit()["Service"]["ExecStart"])[0]
+    (units / "edgemeta-demo.service").write_text(text.replace(exec_start, shutil.which("true")))
+    (units / "multi-user.target.wants" / "edgemeta-demo.service").symlink_to("../edgemeta-demo.service")
+    env = {"PATH": "/usr/bin:/bin", "SYSTEMD_UNIT_PATH": f"{units}:", "SYSTEMD_LOG_LEVEL": "debug"}
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", "multi-user.target", str(units / "edgemeta-demo.service")],
+                            capture_output=True, text=True, env=env, timeout=60)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert "edgemeta-demo.service/start" in out  # the enabled unit really was part of the boot transaction
+    assert "cycle" not in out.lower(), out[-2000:]

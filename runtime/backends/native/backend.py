@@ -125,6 +125,16 @@ def _model_config(meta: dict, where: str) -> dict:
                            "gamma", "novelty") if k not in cfg]
     if missing:
         raise EdgemetaError(f"{where}: model config lacks {', '.join(missing)}; re-export the learner with this edgemeta")
+    # Checked before anything is compiled: these values become -D macros and buffer sizes.
+    bad = [k for k in ("image_size", "num_classes", "controller", "memory_slots", "memory_width", "read_heads")
+           if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or not 1 <= cfg[k] <= 4096]
+    if isinstance(cfg["gamma"], bool) or not isinstance(cfg["gamma"], (int, float)) or not 0 <= cfg["gamma"] <= 1:
+        bad.append("gamma")
+    if not isinstance(cfg["novelty"], bool):
+        bad.append("novelty")
+    if bad:
+        raise EdgemetaError(f"{where}: model config has invalid {', '.join(f'{k}={cfg[k]!r}' for k in bad)}; "
+                            "re-export the learner")
     if cfg["controller"] % 8:
         raise EdgemetaError(f"backend 'native' needs a controller size that is a multiple of 8 (this learner has "
                             f"{cfg['controller']}): use backend='ort'")
@@ -158,6 +168,7 @@ class NativeBackend:
         self.inputs = [TensorSpec(v.name, v.shape, v.dtype) for v in contents.inputs]
         self.outputs = [TensorSpec(v.name, v.shape, v.dtype) for v in contents.outputs]
         self._weights = self._prepare(contents.initializers)
+        self._check_state_inputs()
         from edgemeta.runtime.backends.native.build import load_library
 
         d = self.dims
@@ -232,6 +243,19 @@ class NativeBackend:
         self.dims.update(Gp=out["s_lstm"].size, Pp=out["s_heads"].size, Op=op)
         return out
 
+    def _state_expected(self) -> dict:
+        d = self.dims
+        return {"h": (d["Hd"],), "c": (d["Hd"],), "memory": (d["N"], d["row"]), "read": (d["R"],),
+                "read_weights": (d["H"], d["N"]), "usage": (d["N"],), "keys": (d["H"], d["W"])}
+
+    def _check_state_inputs(self) -> None:
+        """The graph's state inputs against the model config, before the library is built for that config."""
+        expected = self._state_expected()
+        for spec in self.inputs:
+            if spec.name in expected and tuple(spec.shape[1:]) != expected[spec.name]:
+                raise EdgemetaError(f"{self.path}: state input {spec.name!r} has shape {list(spec.shape[1:])}; its model "
+                                    f"config says {list(expected[spec.name])}: re-export the learner")
+
     @property
     def device(self) -> str:
         return "cpu"
@@ -245,8 +269,7 @@ class NativeBackend:
     # --- buffers ---------------------------------------------------------------------------
     def bind(self, state_shapes: dict, num_classes: int, input_size: int, has_novelty: bool) -> None:
         d, cfg, b = self.dims, self.cfg, self.batch
-        expected = {"h": (d["Hd"],), "c": (d["Hd"],), "memory": (d["N"], d["row"]), "read": (d["R"],),
-                    "read_weights": (d["H"], d["N"]), "usage": (d["N"],), "keys": (d["H"], d["W"])}
+        expected = self._state_expected()
         if {k: tuple(v) for k, v in state_shapes.items()} != expected or num_classes != d["C"] \
                 or input_size ** 2 != d["F"] or has_novelty != bool(cfg["novelty"]):
             raise EdgemetaError(f"{self.path}: the graph's state {dict(state_shapes)} does not match its model config "

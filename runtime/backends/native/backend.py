@@ -182,6 +182,8 @@ class NativeBackend:
         self._step.restype = ctypes.c_int
         self._lib.mann_scratch_bytes.argtypes = [ctypes.c_void_p]
         self._lib.mann_scratch_bytes.restype = ctypes.c_long
+        self._lib.mann_kernel.restype = ctypes.c_char_p
+        self.kernel = self._lib.mann_kernel().decode()  # the int8 product as compiled: avx2, neon or plain C
         self._args = []
 
     @staticmethod
@@ -261,7 +263,8 @@ class NativeBackend:
         return "cpu"
 
     def describe(self) -> str:
-        weights = "int8 weights x 14-bit activations, exact int32 sums" if self.precision == "int8" else "float32"
+        weights = f"int8 weights x 14-bit activations, exact int32 sums, {self.kernel} kernel" if self.precision == "int8" \
+            else "float32"
         source = "" if self.weights_path == self.path else f", weights from {self.weights_path.name}"
         cpu = next((f for f in self._flags if "native" in f), "generic CPU")
         return f"native C step ({weights}{source}), 1 thread, {cpu}"

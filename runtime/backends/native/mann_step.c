@@ -32,6 +32,10 @@
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
+#if defined(__ARM_NEON) && !defined(MANN_PLAIN_INT8)
+#include <arm_neon.h>
+#define MANN_NEON_INT8 1
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -69,6 +73,16 @@ struct mann_args {
 };
 
 int mann_abi(void) { return MANN_ABI; }
+/* The int8 product's kernel as compiled: what `edgemeta doctor` and `edgemeta bench` report. */
+const char *mann_kernel(void) {
+#if defined(__AVX2__)
+    return "avx2";
+#elif defined(MANN_NEON_INT8)
+    return "neon";
+#else
+    return "plain C";
+#endif
+}
 int mann_args_size(void) { return (int)sizeof(struct mann_args); }
 
 /* Dimensions: compiled in when the loader passes -DMANN_F=... (it does: constant loop bounds let the
@@ -163,6 +177,28 @@ static void panels_q(const int8_t *w, int pairs, int np, const int32_t *idx, con
         _mm256_storeu_si256(o, a0); _mm256_storeu_si256(o + 1, a1); _mm256_storeu_si256(o + 2, a2);
         _mm256_storeu_si256(o + 3, a3); _mm256_storeu_si256(o + 4, a4); _mm256_storeu_si256(o + 5, a5);
         _mm256_storeu_si256(o + 6, a6); _mm256_storeu_si256(o + 7, a7);
+#elif defined(MANN_NEON_INT8)
+        /* NEON (ARMv8-A, every aarch64 core): vld2 splits a pair of rows into its two rows of 16 columns,
+         * widened to int16 and multiplied by the row's q with widening multiply-adds into int32. The
+         * sums are the same integers as the plain-C loop's. (sdot multiplies 8-bit by 8-bit; q has 14
+         * bits, so it does not apply to this product as laid out.) */
+        int32x4_t acc[16];
+        for (int k = 0; k < 16; k++) acc[k] = vdupq_n_s32(0);
+        for (int t = 0; t < n; t++) {
+            const int8_t *r = wp + (size_t)idx[t] * 2 * PANEL;
+            int16_t lo = (int16_t)(val[t] & 0xFFFF), hi = (int16_t)((uint32_t)val[t] >> 16);
+            for (int c = 0; c < 4; c++) { /* columns 16c .. 16c+15 */
+                int8x16x2_t w2 = vld2q_s8(r + 32 * c);
+                int16x8_t l0 = vmovl_s8(vget_low_s8(w2.val[0])), l1 = vmovl_high_s8(w2.val[0]);
+                int16x8_t h0 = vmovl_s8(vget_low_s8(w2.val[1])), h1 = vmovl_high_s8(w2.val[1]);
+                int32x4_t *q = acc + 4 * c;
+                q[0] = vmlal_n_s16(vmlal_n_s16(q[0], vget_low_s16(l0), lo), vget_low_s16(h0), hi);
+                q[1] = vmlal_high_n_s16(vmlal_high_n_s16(q[1], l0, lo), h0, hi);
+                q[2] = vmlal_n_s16(vmlal_n_s16(q[2], vget_low_s16(l1), lo), vget_low_s16(h1), hi);
+                q[3] = vmlal_high_n_s16(vmlal_high_n_s16(q[3], l1, lo), h1, hi);
+            }
+        }
+        for (int k = 0; k < 16; k++) vst1q_s32(y + p * PANEL + 4 * k, acc[k]);
 #else
         int32_t acc[PANEL] = {0};
         for (int t = 0; t < n; t++) {

@@ -15,11 +15,16 @@ the one-hot label of the previous *committed* image. So:
         learner.teach(card_b, 1)
         p = learner.predict(frame_image)      # p.label, p.confidence, p.probs
         learner.save_state("state.npz")
+
+One Learner may be shared by several threads (a camera thread that predicts, a UI thread that teaches):
+each call runs whole under the learner's lock, so calls are serialized, never interleaved.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -32,6 +37,15 @@ from edgemeta.runtime.state_file import LearnerState, check_state, load_state_fi
 LEARNERS_DIR = Path(__file__).resolve().parent / "learners"  # shipped learners: learners/<name>.onnx
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 BACKENDS = ("auto", "ort", "trt", "native")
+
+
+def _locked(method):
+    """Run `method` under the learner's lock: the backend's image, state and label buffers are shared."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return call
 
 
 class EpisodeLengthWarning(UserWarning):
@@ -143,6 +157,7 @@ class Learner:
 
     def __init__(self, backend, spec, batch: int, path: Path):
         self._backend = backend
+        self._lock = threading.RLock()
         self.path = path
         self.batch = batch
         self.metadata: dict = spec.metadata
@@ -189,6 +204,7 @@ class Learner:
         return cls(be, spec, int(batch), resolved)
 
     # --- the live protocol -----------------------------------------------------------------
+    @_locked
     def predict(self, image) -> Prediction:
         """Class probabilities for `image` given everything taught so far. Commits nothing."""
         self._check_open()
@@ -198,6 +214,7 @@ class Learner:
         self._last = self._prediction()
         return self._last
 
+    @_locked
     def teach(self, image, label) -> Prediction:
         """Commit a step for `image`, then make `label` the pending label.
 
@@ -245,6 +262,7 @@ class Learner:
             self._warn_if_past_episode()
         return self._last
 
+    @_locked
     def reset(self) -> None:
         """Forget everything taught (all streams). Class names are kept."""
         self._check_open()
@@ -278,6 +296,7 @@ class Learner:
             raise EdgemetaError(f"class_names must be {self.num_classes} strings (or None), got {names!r}")
         self._class_names = names
 
+    @_locked
     def state(self) -> dict[str, np.ndarray]:
         """A copy of the committed state tensors, (B, ...) each."""
         self._check_open()
@@ -294,6 +313,7 @@ class Learner:
         return self._backend.describe()
 
     # --- persistence -----------------------------------------------------------------------
+    @_locked
     def save_state(self, path) -> None:
         """Save what was learned to `path` (.npz, atomic: the old file survives a crash)."""
         self._check_open()
@@ -303,10 +323,12 @@ class Learner:
             class_names=list(self._class_names),
         ))
 
+    @_locked
     def load_state(self, path) -> None:
         """Restore state saved by `save_state` of the same model; anything else is refused."""
         self._check_open()
-        st = load_state_file(path)
+        st = load_state_file(path, model_id=self.model_id, state_shapes=self.state_shapes, num_classes=self.num_classes,
+                             batch=self.batch)
         check_state(st, model_id=self.model_id, state_shapes=self.state_shapes, num_classes=self.num_classes,
                     batch=self.batch, where=str(path))
         self._backend.write_state(st.tensors)
@@ -320,6 +342,7 @@ class Learner:
         self._warn_if_past_episode()
 
     # --- lifetime --------------------------------------------------------------------------
+    @_locked
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()

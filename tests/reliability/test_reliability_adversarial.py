@@ -125,3 +125,136 @@ def test_a_crafted_config_is_refused_before_anything_is_compiled(model, tmp_path
         Learner.load(_crafted_mann(tmp_path, **model), backend="native")
     assert "\n" not in str(e.value) and "re-export" in str(e.value)
     assert not (tmp_path / "fresh" / "native").exists()
+
+
+# --- 6. one learner, several threads --------------------------------------------------------------------
+
+def _images(n: int, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, 20, 20)) < 0.3).astype(np.float32)
+
+
+@pytest.mark.filterwarnings("ignore::edgemeta.runtime.EpisodeLengthWarning")
+@pytest.mark.parametrize("backend", ["ort", pytest.param("native", marks=needs_cc)])
+def test_teaching_while_two_threads_predict_learns_what_one_thread_learns(backend, tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("EDGEMETA_CACHE", str(tmp_path / "cache"))
+    taught, labels = _images(60, 0), np.arange(60) % 5
+    with Learner.load("mann", backend=backend, threads=1) as alone:
+        for image, label in zip(taught, labels):
+            alone.teach(image, int(label))
+        want = alone.state()
+    with Learner.load("mann", backend=backend, threads=1) as shared:
+        done = threading.Event()
+
+        def watch(seed):
+            frames = _images(50, seed)
+            while not done.is_set():
+                for frame in frames:
+                    shared.predict(frame)
+
+        watchers = [threading.Thread(target=watch, args=(s,)) for s in (1, 2)]
+        for t in watchers:
+            t.start()
+        try:
+            for image, label in zip(taught, labels):
+                shared.teach(image, int(label))
+        finally:
+            done.set()
+            for t in watchers:
+                t.join()
+        got = shared.state()
+        shared.save_state(tmp_path / "s.npz")
+        shared.load_state(tmp_path / "s.npz")
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
+
+
+def test_a_non_finite_state_is_never_written(tmp_path):
+    from edgemeta.runtime.state_file import RuntimeStateError
+
+    path = tmp_path / "s.npz"
+    with Learner.load("mann") as learner:
+        learner.teach(_images(1, 0)[0], 1)
+        learner.save_state(path)
+        old = path.read_bytes()
+        state = learner.state()
+        state["memory"][0, 0, 0] = np.nan
+        learner._backend.write_state(state)  # what a diverged step leaves behind
+        with pytest.raises(RuntimeStateError, match="NaN or infinite") as e:
+            learner.save_state(path)
+    assert "previous file was kept" in str(e.value)
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
+
+
+# --- 8. hostile state files -----------------------------------------------------------------------------
+
+def _npz_with(path: Path, base: Path, **members: bytes) -> None:
+    """`base`'s members plus raw .npy members (a crafted archive: headers that lie, members that inflate)."""
+    import zipfile
+
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename[:-4] not in members:
+                dst.writestr(info.filename, src.read(info))
+        for name, raw in members.items():
+            dst.writestr(name + ".npy", raw)
+
+
+def _npy_header(shape, dtype="<f4") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "good.npz"
+    with Learner.load("mann") as learner:
+        learner.teach(_images(1, 0)[0], 1)
+        learner.save_state(path)
+    return path
+
+
+def test_a_member_declaring_a_terabyte_is_refused_without_allocating(saved, tmp_path):
+    bad = tmp_path / "tera.npz"
+    _npz_with(bad, saved, **{"state.memory": _npy_header((1, 10**12)) + b"\0" * 64})
+    with Learner.load("mann") as learner, pytest.raises(EdgemetaError, match="declares shape") as e:
+        learner.load_state(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_a_member_that_inflates_to_gigabytes_is_refused_before_inflating(saved, tmp_path):
+    import time
+    import tracemalloc
+
+    bomb = tmp_path / "bomb.npz"
+    n = 1 << 27  # 512 MiB of zeros: a few hundred kB deflated
+    import zipfile
+
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+        with dst.open("state.extra.npy", "w", force_zip64=True) as f:
+            f.write(_npy_header((n,)))
+            zeros = bytes(1 << 24)
+            for _ in range(n * 4 // len(zeros)):
+                f.write(zeros)
+    assert bomb.stat().st_size < 4 << 20
+    tracemalloc.start()
+    start = time.perf_counter()
+    with Learner.load("mann") as learner, pytest.raises(EdgemetaError, match="holds state"):
+        learner.load_state(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20 and time.perf_counter() - start < 2.0
+
+
+def test_an_unknown_member_is_refused(saved, tmp_path):
+    bad = tmp_path / "extra.npz"
+    _npz_with(bad, saved, notes=_npy_header((1,)) + b"\0" * 4)
+    with Learner.load("mann") as learner, pytest.raises(EdgemetaError, match="unknown member 'notes.npy'"):
+        learner.load_state(bad)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from edgemeta.cli.options import ModelOption, WaysRange, data_option, preset_option
+from edgemeta.cli.options import ModelName, ModelOption, WaysRange, folder_data_option, preset_option
 from edgemeta.training.config import COMPILE_MODES, DEVICES, SAMPLERS
 from edgemeta.training.presets import PRESETS
 
@@ -14,9 +14,11 @@ TRAIN_FIELDS = ("ways", "instances", "episode_length", "episodes", "batch_size",
 
 
 @click.command()
-@data_option
-@click.option("--model", "model_name", type=click.Choice(list(PRESETS)), default="mann", show_default=True,
-              help="Learner preset: " + "; ".join(f"{name}: {p.summary}" for name, p in PRESETS.items()) + ".")
+@folder_data_option
+@click.option("--model", "model_name", type=ModelName(), default="mann", show_default=True,
+              help="Learner preset: " + "; ".join(f"{name}: {p.summary}" for name, p in PRESETS.items()) +
+                   "; or your own step module as path/to/file.py:ClassName (docs/own_learner.md), trained with "
+                   "the mann preset's options.")
 @click.option("--model-option", "model_options", type=ModelOption(), multiple=True,
               help="Change one field of the preset's model config, e.g. memory_width=128 (repeatable; the "
                    "checkpoint records the config).")
@@ -44,7 +46,12 @@ TRAIN_FIELDS = ("ways", "instances", "episode_length", "episodes", "batch_size",
 @preset_option("encoder_lr_scale", "--encoder-lr-scale", type=click.FloatRange(0, 1),
                help="The encoder's learning rate as a fraction of --lr (0: frozen).")
 @click.option("--no-augment", is_flag=True, help="Turn off the paper's rotation/jitter augmentation.")
+@click.option("--rotations/--no-rotations", default=None,
+              help="Augment with 90-degree rotations as new classes.  [default: on for Omniglot, off for image folders]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (or its pretraining).")
+@click.option("--overwrite", is_flag=True,
+              help="Start over in an --out that holds a run: its checkpoints and metrics are deleted. Without it "
+                   "(or --resume) such an --out is refused.")
 @preset_option("workers", "--workers", type=click.IntRange(0, 64),
                help="Processes sampling episodes ahead of training (0: sample in the training loop).")
 @preset_option("sampler", "--sampler", type=click.Choice(SAMPLERS),
@@ -57,7 +64,8 @@ TRAIN_FIELDS = ("ways", "instances", "episode_length", "episodes", "batch_size",
 @preset_option("span", "--span", type=click.IntRange(0, 1000),
                help="Time steps per compiled graph for --compile (0: 10 on CPU, 1 on CUDA); longer spans run "
                     "faster on a CPU and take longer to compile.")
-def command(data, model_name, model_options, out, eval_episodes, no_augment, resume, compile_, **options):
+def command(data, model_name, model_options, out, eval_episodes, no_augment, rotations, resume, overwrite, compile_,
+            **options):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels.
 
     Checkpoints go to OUT/last.pt (every --ckpt-every optimizer steps) and OUT/best.pt (best validation);
@@ -67,20 +75,31 @@ def command(data, model_name, model_options, out, eval_episodes, no_augment, res
 
     if options["instances"] is not None and options["episode_length"] is not None:
         raise EdgemetaError("give --instances or --episode-length, not both")
+    if resume and overwrite:
+        raise EdgemetaError("give --resume or --overwrite, not both")
 
     from edgemeta.training.loop import train
     from edgemeta.training.presets import preset
 
+    custom = {}
+    if ":" in model_name:  # the user's own step module, with the mann preset's training options
+        from edgemeta.models.user_learner import load_user_class, resolve_module_spec
+
+        spec = resolve_module_spec(model_name)
+        custom = {"arch": "custom", "module": spec}
+        model_name, named = "mann", load_user_class(spec).__name__
     chosen = preset(model_name)
     given = {k: v for k, v in options.items() if k in TRAIN_FIELDS and v is not None}
     if "episode_length" in given:
         given.setdefault("instances", None)
     if "instances" in given:
         given.setdefault("episode_length", None)
-    cfg = chosen.train_config(data=data, augment=not no_augment, compile=compile_, **given)
-    model_cfg = chosen.model_config(**dict(model_options))
+    if custom:
+        given["model"] = named  # the learner's name in its checkpoint, export metadata and model card
+    cfg = chosen.train_config(data=data, augment=not no_augment, rotations=rotations, compile=compile_, **given)
+    model_cfg = chosen.model_config(**{**custom, **dict(model_options)})
     try:
-        train(model_cfg, cfg, out, resume=resume)
+        train(model_cfg, cfg, out, resume=resume, overwrite=overwrite)
     except KeyboardInterrupt:
         raise SystemExit(130)
     from edgemeta.training.distributed import is_main_process

@@ -31,6 +31,22 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
             torch.save(payload, f)
     except OSError as e:
         raise EdgemetaError(f"cannot write checkpoint {path}: {e.strerror or e}; the previous file was kept") from None
+    except RuntimeError as e:
+        cause = _os_error_behind(e)
+        if cause is None:
+            raise
+        # torch's zip writer wraps the file's OSError (a full disk: errno 28) in "[enforce fail at inline_container.cc]"
+        raise EdgemetaError(f"cannot write checkpoint {path}: {cause.strerror or cause}; the previous file was kept") from None
+
+
+def _os_error_behind(e: BaseException) -> OSError | None:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def training_payload(task: str, model_cfg, train_cfg, learner, optimizer, scheduler, step: int, metrics: dict) -> dict:

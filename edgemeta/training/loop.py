@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from edgemeta import EdgemetaError
+from edgemeta.data.tasks import training_task
 from edgemeta.models import ModelConfig, build_learner
 from edgemeta.training.checkpoint import BEST, LAST, PRETRAIN, load_checkpoint, save_checkpoint, training_payload
 from edgemeta.training.config import TrainConfig
+from edgemeta.training.run_dir import METRICS, RunLock, refuse_or_clear, truncate_metrics
 
 
 def pick_device(name: str) -> torch.device:
@@ -33,31 +35,6 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise EdgemetaError(f"unknown device {name!r}; valid: auto, cpu, cuda")
     return torch.device(name)
-
-
-class OmniglotTask:
-    """Samplers over the pinned split, sized for the model's input."""
-
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig):
-        from edgemeta.data.episodes import EpisodeSampler
-        from edgemeta.runtime.omniglot import load_omniglot, split_classes
-
-        images = load_omniglot(cfg.data).images(model_cfg.image_size)
-        split = split_classes()
-        if cfg.ways[1] > model_cfg.num_classes:
-            raise EdgemetaError(f"--ways {cfg.ways[1]} exceeds the model's {model_cfg.num_classes} classes")
-        self.train = EpisodeSampler(
-            images[split["train"]], model_cfg.num_classes, cfg.ways, instances=cfg.instances, steps=cfg.episode_length,
-            augment=cfg.augment,
-        )
-        self.validation_images = images[split["validation"]]
-        self.train_images = images[split["train"]]
-
-    def device_sampler(self, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device):
-        from edgemeta.data.device_sampler import DeviceEpisodeSampler
-
-        return DeviceEpisodeSampler(torch.from_numpy(self.train_images).to(device), model_cfg.num_classes, cfg.ways,
-                                    instances=cfg.instances, steps=cfg.episode_length, augment=cfg.augment)
 
 
 def param_groups(learner, cfg: TrainConfig) -> list[dict]:
@@ -78,8 +55,11 @@ def uses_device_sampler(cfg: TrainConfig, device: torch.device) -> bool:
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
-          log=print) -> dict:
+          log=print, overwrite: bool = False) -> dict:
     """Meta-train into `out` (last.pt, best.pt, metrics.jsonl). Returns the final metrics.
+
+    An `out` that holds a run is continued (resume), started over (overwrite) or refused; it is locked while
+    this trains (edgemeta/training/run_dir.py).
 
     Started by torchrun, every process calls this; they train together (see edgemeta/training/distributed.py).
     """
@@ -89,16 +69,28 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
         torch.set_num_threads(cfg.threads)
     ctx, device = distributed.setup(pick_device(cfg.device))
     try:
-        return _train(model_cfg, cfg, Path(out), resume, progress, log, ctx, device)
+        return _train(model_cfg, cfg, Path(out), resume, progress, log, ctx, device, overwrite)
     finally:
         distributed.teardown(ctx)
 
 
-def _resume_point(out: Path, model_cfg: ModelConfig, cfg: TrainConfig, resume: bool, ctx):
-    """Rank 0 reads last.pt, else pretrain.pt (if resuming) and hands them to every rank:
-    -> (meta-training checkpoint or None, pretraining checkpoint or None, message, error)."""
-    ckpt, pretrain, message, error = None, None, None, None
-    if ctx.is_main and resume:
+def _resume_point(out: Path, model_cfg: ModelConfig, cfg: TrainConfig, resume: bool, overwrite: bool, ctx):
+    """Rank 0 creates and locks `out`, refuses or clears a run there that is not resumed, reads last.pt, else
+    pretrain.pt (if resuming), and hands them to every rank:
+    -> (meta-training checkpoint or None, pretraining checkpoint or None, message, error, the lock or None)."""
+    ckpt, pretrain, message, error, lock = None, None, None, None, None
+    if ctx.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            error = f"cannot create the run directory {out}: {e.strerror or e}"
+    if ctx.is_main and error is None:
+        try:
+            lock = RunLock(out)
+            refuse_or_clear(out, resume, overwrite)
+        except EdgemetaError as e:
+            error = str(e)
+    if ctx.is_main and resume and error is None:
         try:
             if (out / LAST).exists():
                 ckpt = _matching(load_checkpoint(out / LAST), model_cfg)
@@ -112,8 +104,12 @@ def _resume_point(out: Path, model_cfg: ModelConfig, cfg: TrainConfig, resume: b
                 message = f"nothing to resume in {out}; starting fresh"
         except EdgemetaError as e:
             error = str(e)
+    if error is not None and lock is not None:
+        lock.release()
+        lock = None
     # one broadcast: the other ranks need not see `out` (multi-node runs without a shared disk)
-    return ctx.broadcast((ckpt, pretrain, message, error))
+    ckpt, pretrain, message, error = ctx.broadcast((ckpt, pretrain, message, error))
+    return ckpt, pretrain, message, error, lock
 
 
 def _matching(ckpt: dict, model_cfg: ModelConfig) -> dict:
@@ -123,7 +119,24 @@ def _matching(ckpt: dict, model_cfg: ModelConfig) -> dict:
 
 
 def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, progress: bool, log, ctx,
-           device: torch.device) -> dict:
+           device: torch.device, overwrite: bool = False) -> dict:
+    if cfg.pretrain_epochs and model_cfg.encoder != "conv":
+        raise EdgemetaError(f"--pretrain-epochs trains a conv encoder; the {cfg.model} learner reads raw pixels "
+                            "(use --model default, or drop the option)")
+    # The data before --out: a missing or malformed dataset is reported before anything is written.
+    task = training_task(model_cfg, cfg)
+    ckpt, pretrain_ckpt, message, error, lock = _resume_point(out, model_cfg, cfg, resume, overwrite, ctx)
+    try:
+        if error:
+            raise EdgemetaError(error)
+        return _train_locked(model_cfg, cfg, out, progress, log, ctx, device, task, ckpt, pretrain_ckpt, message)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, progress: bool, log, ctx, device: torch.device,
+                  task, ckpt, pretrain_ckpt, message) -> dict:
     from tqdm import tqdm
 
     from edgemeta.evaluation.accuracy import accuracy_by_instance
@@ -134,9 +147,6 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
 
     if not ctx.is_main:
         log = _silent
-    if cfg.pretrain_epochs and model_cfg.encoder != "conv":
-        raise EdgemetaError(f"--pretrain-epochs trains a conv encoder; the {cfg.model} learner reads raw pixels "
-                            "(use --model default, or drop the option)")
     torch.manual_seed(cfg.seed)
     learner = build_learner(model_cfg).to(device)
     opt = torch.optim.Adam(param_groups(learner, cfg), lr=cfg.lr)
@@ -145,13 +155,9 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
         opt, lambda s: cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     step, best, history = 0, -1.0, []
-    ckpt, pretrain_ckpt, message, error = _resume_point(out, model_cfg, cfg, resume, ctx)
-    if error:
-        raise EdgemetaError(error)
-    # The data before --out: a missing or malformed dataset is reported before anything is written.
-    task = OmniglotTask(model_cfg, cfg)
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    if ckpt is not None and _data_key(ckpt.get("dataset", task.describe())) != _data_key(task.describe()):
+        raise EdgemetaError(f"{out / LAST} was trained on other data ({ckpt['dataset']['kind']}, class list "
+                            f"{ckpt['dataset'].get('class_hash', '-')}); resume with that --data, or use a new --out")
     if message:
         log(message)
     if ckpt is not None:
@@ -163,6 +169,8 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
                                 "options it was trained with, or use a new --out") from None
         sched.load_state_dict(ckpt["scheduler"])
         step, best = ckpt["step"], ckpt["metrics"].get("best_val", -1.0)
+        if ctx.is_main:
+            truncate_metrics(out, step)
         log(f"resumed {out / LAST} at step {step}/{total}")
         old_lr = sched.base_lrs[0]
         if not math.isclose(old_lr, cfg.lr):
@@ -176,7 +184,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
     del ckpt
 
     def payload(metrics: dict) -> dict:
-        return training_payload(cfg.task, model_cfg, cfg, learner, opt, sched, step, metrics)
+        return {**training_payload(cfg.task, model_cfg, cfg, learner, opt, sched, step, metrics), "dataset": task.describe()}
 
     def save(name: str, metrics: dict) -> None:
         if ctx.is_main:
@@ -243,7 +251,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
                 score = float(np.mean(val["accuracy"][1:]))  # instances 2..10: what few-shot learning is about
                 metrics.update(val=val["accuracy"], val_score=score, elapsed_s=time.perf_counter() - t0)
                 history.append(metrics)
-                with open(out / "metrics.jsonl", "a") as f:
+                with open(out / METRICS, "a") as f:
                     f.write(json.dumps(metrics) + "\n")
                 bar.write(f"step {step}: val acc by instance {val['accuracy']}")
                 if score > best:
@@ -321,6 +329,11 @@ def _stop_requested():
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+def _data_key(dataset: dict) -> tuple:
+    """What must match for a run to continue on a data set: its kind and class list."""
+    return dataset.get("kind"), dataset.get("class_hash")
 
 
 def _silent(*args, **kwargs) -> None:

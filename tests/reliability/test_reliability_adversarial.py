@@ -258,3 +258,99 @@ def test_an_unknown_member_is_refused(saved, tmp_path):
     _npz_with(bad, saved, notes=_npy_header((1,)) + b"\0" * 4)
     with Learner.load("mann") as learner, pytest.raises(EdgemetaError, match="unknown member 'notes.npy'"):
         learner.load_state(bad)
+
+
+# --- 3. a run directory: refused without --resume, locked while trained, metrics not repeated -------------
+
+@pytest.fixture
+def tiny(data_dir):
+    from conftest import TINY_MODEL, TINY_TRAIN
+
+    from edgemeta.models import ModelConfig
+    from edgemeta.training.config import TrainConfig
+
+    kw = {**TINY_TRAIN, "episodes": 2 * 16, "val_every": 1, "val_episodes": 2, "ckpt_every": 1, "data": str(data_dir)}
+    return ModelConfig(**TINY_MODEL), TrainConfig(**kw)
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+def test_training_into_an_existing_run_without_resume_is_refused_and_keeps_it(tiny, tmp_path, capsys):
+    from edgemeta.cli import main
+    from edgemeta.training.loop import train
+
+    run = tmp_path / "run"
+    train(*tiny, run, progress=False, log=_quiet)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(EdgemetaError, match="already holds a run .*--resume.*--overwrite"):
+        train(*tiny, run, progress=False, log=_quiet)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert main(["train", "--out", str(run), "--episodes", "16"]) != 0
+    assert "already holds a run" in capsys.readouterr().err
+    train(*tiny, run, progress=False, log=_quiet, overwrite=True)  # an explicit start over
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+
+
+def test_a_run_directory_being_trained_is_refused(tiny, tmp_path):
+    from edgemeta.training.loop import train
+    from edgemeta.training.run_dir import RunLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    held = RunLock(run)  # another training holds it
+    try:
+        with pytest.raises(EdgemetaError, match="being trained by another process"):
+            train(*tiny, run, progress=False, log=_quiet)
+        assert list(run.iterdir()) == []
+    finally:
+        held.release()
+    train(*tiny, run, progress=False, log=_quiet)  # free again once that run ends
+
+
+def test_resume_after_a_kill_logs_each_step_once(tiny, tmp_path):
+    from edgemeta.training.checkpoint import load_checkpoint, save_checkpoint
+    from edgemeta.training.loop import train
+
+    run = tmp_path / "run"
+    model_cfg, cfg = tiny
+    train(model_cfg, cfg, run, progress=False, log=_quiet)
+    # SIGKILL after step 2 was logged but before its checkpoint: last.pt is still step 1's, plus half a line
+    ckpt = load_checkpoint(run / "last.pt")
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    save_checkpoint(run / "last.pt", {**{k: v for k, v in ckpt.items() if k not in ("kind", "format", "path")},
+                                      "step": 1, "metrics": first})
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 2, "lo')
+    train(model_cfg, cfg, run, resume=True, progress=False, log=_quiet)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+
+
+# --- 7. a full disk -------------------------------------------------------------------------------------
+
+def test_a_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from edgemeta.training.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"task": "t", "model_config": {}, "train_config": {}, "model": {}, "step": 1, "metrics": {}})
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):  # what torch raises when the file's write hits ENOSPC
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as e:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0") from e
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(EdgemetaError, match="No space left on device; the previous file was kept"):
+        save_checkpoint(path, {"task": "t", "model_config": {}, "train_config": {}, "model": {}, "step": 2, "metrics": {}})
+    monkeypatch.setattr(torch, "save", real_save)
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

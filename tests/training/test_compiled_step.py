@@ -152,7 +152,7 @@ def test_cli_flags_reach_the_train_config(tmp_path, monkeypatch):
     from edgemeta.cli import main
 
     seen = {}
-    monkeypatch.setattr(edgemeta.training.loop, "train", lambda model_cfg, cfg, out, resume=False: seen.update(cfg=cfg))
+    monkeypatch.setattr(edgemeta.training.loop, "train", lambda model_cfg, cfg, out, resume=False, overwrite=False: seen.update(cfg=cfg))
     argv = ["train", "--out", str(tmp_path / "r"), "--workers", "2", "--compile", "--compile-mode", "default"]
     assert main(argv) == 0
     cfg = seen["cfg"]

@@ -65,7 +65,7 @@ def test_train_takes_the_chosen_presets_values_and_the_options_given(argv, expec
     import edgemeta.training.loop
 
     seen = {}
-    monkeypatch.setattr(edgemeta.training.loop, "train", lambda model_cfg, cfg, out, resume=False: seen.update(
+    monkeypatch.setattr(edgemeta.training.loop, "train", lambda model_cfg, cfg, out, resume=False, overwrite=False: seen.update(
         model=model_cfg, cfg=cfg))
     monkeypatch.delenv("EDGEMETA_DATA", raising=False)
     assert main(["train", "--out", str(tmp_path / "run"), *argv]) == 0

@@ -30,7 +30,7 @@ def test_train_command_in_the_doc_is_accepted(argv, monkeypatch, tmp_path):
     from edgemeta.cli import main
 
     seen = []
-    monkeypatch.setattr(edgemeta.training.loop, "train", lambda model_cfg, cfg, out, resume=False: seen.append(cfg))
+    monkeypatch.setattr(edgemeta.training.loop, "train", lambda model_cfg, cfg, out, resume=False, overwrite=False: seen.append(cfg))
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 0
     assert len(seen) == 1

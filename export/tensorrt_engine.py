@@ -1,8 +1,10 @@
 """Build a TensorRT engine from the exported step and drive it step by step for the parity check.
 
-TensorRT is imported inside the functions: everything else in edgemeta works without it. Engine
-buffers are torch CUDA tensors (the export side has torch anyway), which avoids a pycuda dependency.
-Uses the name-based I/O API of TensorRT 8.6+ (set_input_shape, set_tensor_address, execute_async_v3).
+TensorRT is imported inside the functions: everything else in edgemeta works without it. Device
+memory goes through cuda-python (the runtime's CudaRuntime), not torch, so the same code runs on a
+Jetson where no CUDA build of torch exists. TensorRT 8.6 to 10.x (CUDA 12); TensorRT 11 is refused
+in one line (runtime/backends/trt.py). The torch-free build from an exported learner.onnx, run on the
+device itself, is runtime/backends/trt_build.py.
 """
 from __future__ import annotations
 
@@ -10,32 +12,27 @@ import numpy as np
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
+from edgemeta.runtime.backends.trt import SUPPORTED_TENSORRT, CudaRuntime, import_tensorrt, tensorrt_version_problem
 
-MIN_VERSION = (8, 6)
-HINT = "pip install 'edgemeta[trt]' and run the export on the target device"
 WORKSPACE_BYTES = 1 << 30
+HINT = "pip install 'edgemeta[trt]' and run the export on the target device"
 
 
 def require_tensorrt():
-    """The tensorrt module, or one EdgemetaError naming everything --trt lacks here."""
-    missing = []
-    trt = None
+    """The tensorrt module, or one EdgemetaError naming what --trt lacks here: TensorRT in the
+    supported window, cuda-python 12, a visible CUDA GPU."""
     try:
         import tensorrt as trt
     except ImportError:
-        missing.append("TensorRT 8.6+ (not installed)")
-    else:
-        version = tuple(int(p) for p in trt.__version__.split(".")[:2] if p.isdigit())
-        if version < MIN_VERSION:
-            missing.append(f"TensorRT 8.6+ (found {trt.__version__})")
+        trt = None
+    problem = tensorrt_version_problem(trt.__version__) if trt is not None else None
+    if problem:
+        raise EdgemetaError(problem)
+    missing = [] if trt is not None else [f"{SUPPORTED_TENSORRT} (not installed)"]
     try:
-        import torch
-
-        has_gpu = torch.cuda.is_available()
-    except ImportError:
-        has_gpu = False
-    if not has_gpu:
-        missing.append("a CUDA GPU (none visible)")
+        CudaRuntime().close()
+    except EdgemetaError:
+        missing.append("cuda-python 12 and a CUDA GPU (none visible)")
     if missing:
         raise EdgemetaError(f"--trt needs {' and '.join(missing)}: {HINT}")
     return trt
@@ -56,7 +53,7 @@ def _logger(trt, lines: list[str]):
 def build_engine(onnx_path, max_batch: int, fp16: bool, log: list[str], fp16_tensors: set[str] | None = None) -> bytes:
     """A serialized engine for batch 1..max_batch. With fp16 and `fp16_tensors`, only layers that
     produce those tensors (the stateless front) may run in float16; the rest is pinned to float32."""
-    trt = require_tensorrt()
+    trt = import_tensorrt()
     logger = _logger(trt, log)
     builder = trt.Builder(logger)
     flags = 0
@@ -74,7 +71,7 @@ def build_engine(onnx_path, max_batch: int, fp16: bool, log: list[str], fp16_ten
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         rest = tuple(tensor.shape)[1:]
-        profile.set_shape(tensor.name, (1, *rest), (max_batch, *rest), (max_batch, *rest))
+        profile.set_shape(tensor.name, (1, *rest), (1, *rest), (max_batch, *rest))  # tuned for batch 1, what a device runs
     config.add_optimization_profile(profile)
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
@@ -103,13 +100,14 @@ class EngineStep:
     """`step(feeds) -> outputs` over a deserialized engine, for the parity loop."""
 
     def __init__(self, engine_bytes: bytes, log: list[str]):
-        trt = require_tensorrt()
+        trt = import_tensorrt()
         self._trt = trt
         self.runtime = trt.Runtime(_logger(trt, log))
         self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise EdgemetaError("TensorRT could not load the engine it just built; see the build log")
         self.context = self.engine.create_execution_context()
+        self._cuda = CudaRuntime()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -118,21 +116,35 @@ class EngineStep:
                 raise EdgemetaError(f"engine tensor {n!r} is {self.engine.get_tensor_dtype(n)}; the contract wants float32")
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
-        keep = []
+        cuda = self._cuda
+        hosts, ptrs = {}, []
         for name in self.inputs:
-            t = torch.from_numpy(np.ascontiguousarray(feeds[name], dtype=np.float32)).cuda()
-            self.context.set_input_shape(name, tuple(t.shape))
-            self.context.set_tensor_address(name, t.data_ptr())
-            keep.append(t)
+            a = np.ascontiguousarray(feeds[name], dtype=np.float32)
+            hosts[name] = a  # alive until the sync below: the copies are asynchronous
+            ptr = cuda.malloc(a.nbytes)
+            ptrs.append(ptr)
+            cuda.to_device(ptr, a)
+            self.context.set_input_shape(name, a.shape)
+            self.context.set_tensor_address(name, ptr)
         outs = {}
         for name in self.outputs:
-            t = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=torch.float32, device="cuda")
-            self.context.set_tensor_address(name, t.data_ptr())
-            outs[name] = t
-        stream = torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise EdgemetaError("TensorRT engine execution failed")
-        stream.synchronize()
-        return {name: t.cpu().numpy() for name, t in outs.items()}
+            outs[name] = np.empty(tuple(self.context.get_tensor_shape(name)), np.float32)
+            ptr = cuda.malloc(outs[name].nbytes)
+            ptrs.append(ptr)
+            self.context.set_tensor_address(name, ptr)
+        try:
+            if not self.context.execute_async_v3(cuda.stream_handle):
+                raise EdgemetaError("TensorRT engine execution failed")
+            for name, ptr in zip(self.outputs, ptrs[len(self.inputs):]):
+                cuda.to_host(outs[name], ptr)
+            cuda.sync()
+        finally:
+            for ptr in ptrs:
+                cuda.free(ptr)
+        return outs
+
+    def close(self) -> None:
+        if self._cuda is not None:
+            self._cuda.sync()
+            self._cuda.close()
+            self._cuda = None

@@ -9,7 +9,11 @@ previous label and the logits cross the bus.
 
 An engine carries no edgemeta metadata, so the learner's metadata is read from a JSON file beside
 it (`learner.engine.json`) or from the ONNX file it was built from (`learner.onnx` beside it).
-`tensorrt` is imported only here, and only when an engine is loaded.
+An engine runs only with the TensorRT version and GPU it was built with; the sidecar records both
+(`built_for`) and a mismatch is refused in one line before TensorRT is asked to deserialize it.
+`tensorrt` is imported only here and in trt_build.py, and only when an engine is loaded or built.
+Supported: TensorRT 8.6 to 10.x with CUDA 12 (cuda-python 12.x): TensorRT 11 is the CUDA 13 build and
+drops the builder flags the fp16 engines use, and cuda-python 13 needs a CUDA 13 driver.
 """
 from __future__ import annotations
 
@@ -23,6 +27,36 @@ from edgemeta.runtime import contract
 from edgemeta.runtime.backends import TensorSpec
 
 
+SUPPORTED_TENSORRT = "TensorRT 8.6 to 10.x (CUDA 12)"
+TRT_PINS = "pip install 'tensorrt-cu12>=8.6,<11' 'cuda-python>=12,<13' (on a Jetson: JetPack 6's TensorRT)"
+
+
+def tensorrt_version_problem(version: str) -> str | None:
+    """Why this TensorRT version cannot be used, or None when it is in the supported window."""
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < (8, 6):
+        return f"TensorRT {version} is older than 8.6, the first with the name-based tensor API: {TRT_PINS}"
+    if parts >= (11,):
+        return (f"TensorRT {version} is not supported (edgemeta runs {SUPPORTED_TENSORRT}; TensorRT 11 needs CUDA 13 "
+                f"and has no FP16 builder flag): {TRT_PINS}")
+    return None
+
+
+def import_tensorrt():
+    """The tensorrt module in the supported window, or one EdgemetaError saying what to install."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise EdgemetaError(
+            "TensorRT is not installed: pip install edgemeta[trt] on a device with a CUDA GPU, "
+            "or use backend='ort' with learner.onnx"
+        ) from None
+    problem = tensorrt_version_problem(trt.__version__)
+    if problem:
+        raise EdgemetaError(problem)
+    return trt
+
+
 def _import_cudart():
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
@@ -30,16 +64,34 @@ def _import_cudart():
         try:
             from cuda import cudart  # older cuda-python
         except ImportError:
-            raise EdgemetaError("the TensorRT backend needs cuda-python for device memory: pip install cuda-python") from None
+            raise EdgemetaError("the TensorRT backend needs cuda-python 12 for device memory: pip install 'cuda-python>=12,<13'") from None
     return cudart
 
 
-class _Cuda:
-    """The few CUDA runtime calls the backend needs, with errors turned into one-line messages."""
+class CudaRuntime:
+    """The few CUDA runtime calls the backend needs, with errors turned into one-line messages.
+
+    Copies are asynchronous on one stream: a host array handed to `to_device` or `to_host` must stay
+    alive and unchanged until `sync()`."""
 
     def __init__(self):
         self.rt = _import_cudart()
+        count = self._ok(self.rt.cudaGetDeviceCount(), "cudaGetDeviceCount")
+        if not count:
+            raise EdgemetaError("no CUDA GPU is visible (nvidia-smi; on a Jetson, is the user in the video group?)")
         self.stream = self._ok(self.rt.cudaStreamCreate(), "cudaStreamCreate")
+
+    @property
+    def stream_handle(self) -> int:
+        """The stream as the integer handle TensorRT's execute_async_v3 takes."""
+        return int(self.stream)
+
+    def device(self) -> dict:
+        """{'gpu': name, 'compute_capability': 'major.minor'} of the current device."""
+        dev = self._ok(self.rt.cudaGetDevice(), "cudaGetDevice")
+        prop = self._ok(self.rt.cudaGetDeviceProperties(dev), "cudaGetDeviceProperties")
+        name = prop.name.split(b"\0")[0].decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+        return {"gpu": name.strip(), "compute_capability": f"{prop.major}.{prop.minor}"}
 
     def _ok(self, result, what: str):
         err = result[0]
@@ -75,9 +127,40 @@ class _Cuda:
         self.rt.cudaStreamDestroy(self.stream)
 
 
+def built_for(trt, cuda: CudaRuntime) -> dict:
+    """What an engine built here is tied to: recorded in its sidecar, checked when it is loaded."""
+    return {"tensorrt": trt.__version__, **cuda.device()}
+
+
+def check_built_for(path: Path, recorded: dict | None, here: dict) -> None:
+    if not recorded:
+        return  # an engine without a sidecar record: TensorRT's own deserialization check remains
+    differ = [k for k in ("tensorrt", "gpu", "compute_capability") if recorded.get(k) != here.get(k)]
+    if differ:
+        def show(d):
+            return f"TensorRT {d.get('tensorrt')} on {d.get('gpu')} (sm {d.get('compute_capability')})"
+
+        raise EdgemetaError(f"{path} was built for {show(recorded)}; this is {show(here)}: rebuild it here with "
+                            f"`edgemeta export {path.with_suffix('.onnx')} --trt`")
+
+
+def engine_sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def engine_built_for(path: Path) -> dict | None:
+    """The sidecar's `built_for` record, if it has one."""
+    try:
+        doc = json.loads(engine_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    record = doc.get("built_for") if isinstance(doc, dict) else None
+    return record if isinstance(record, dict) else None
+
+
 def engine_metadata(path: Path):
     """The edgemeta metadata JSON for an engine: from learner.engine.json or the learner.onnx beside it."""
-    sidecar = path.with_name(path.name + ".json")
+    sidecar = engine_sidecar(path)
     if sidecar.is_file():
         text = sidecar.read_text()
         try:
@@ -103,30 +186,30 @@ class TrtBackend:
     kind = "trt"
 
     def __init__(self, path, batch: int = 1):
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise EdgemetaError(
-                "TensorRT is not installed: pip install edgemeta[trt] on a device with a CUDA GPU, "
-                "or use backend='ort' with learner.onnx"
-            ) from None
+        trt = import_tensorrt()
         self.trt = trt
         self.path = Path(path)
         self.batch = int(batch)
         if not self.path.is_file():
-            raise EdgemetaError(f"TensorRT engine {self.path} does not exist; build one with `edgemeta export --trt`")
+            raise EdgemetaError(f"TensorRT engine {self.path} does not exist; build one with `edgemeta export learner.onnx --trt`")
         self.metadata_json = engine_metadata(self.path)
+        self._allocations: list[int] = []
+        self.context = None
+        self._cuda = CudaRuntime()
+        try:
+            check_built_for(self.path, engine_built_for(self.path), built_for(trt, self._cuda))
+        except EdgemetaError:
+            self.close()
+            raise
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
+            self.close()
             raise EdgemetaError(
                 f"{self.path} could not be loaded by TensorRT {trt.__version__}: engines only run with the TensorRT "
-                "version and GPU they were built on; rebuild it on this device with `edgemeta export --trt`"
+                f"version and GPU they were built on; rebuild it on this device with `edgemeta export {self.path.with_suffix('.onnx')} --trt`"
             )
-        self.context = None
-        self._cuda = None
-        self._allocations: list[int] = []
         self.inputs, self.outputs = [], []
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
@@ -146,15 +229,15 @@ class TrtBackend:
             if spec.shape and spec.shape[0] == -1:
                 lo, _, hi = self.engine.get_tensor_profile_shape(spec.name, 0)
                 if not lo[0] <= self.batch <= hi[0]:
+                    self.close()
                     raise EdgemetaError(
                         f"{self.path} was built for batch {lo[0]}..{hi[0]}; asked for batch {self.batch} "
-                        f"(rebuild with `edgemeta export --trt --max-batch {self.batch}`)"
+                        f"(rebuild with `edgemeta export {self.path.with_suffix('.onnx')} --trt --max-batch {self.batch}`)"
                     )
 
     # --- buffers ---------------------------------------------------------------------------
     def bind(self, state_shapes, num_classes: int, input_size: int, has_novelty: bool) -> None:
         b = self.batch
-        self._cuda = _Cuda()
         self.context = self.engine.create_execution_context()
         self.state_names = list(state_shapes)
         self._state_shapes = {n: (b, *s) for n, s in state_shapes.items()}
@@ -192,7 +275,7 @@ class TrtBackend:
         for n in self.state_names:
             ctx.set_tensor_address(n, src[n])
             ctx.set_tensor_address(contract.state_out(n), dst[n])
-        if not ctx.execute_async_v3(cuda.stream):
+        if not ctx.execute_async_v3(cuda.stream_handle):
             raise EdgemetaError(f"TensorRT could not run {self.path}; see the TensorRT log above")
         cuda.to_host(self.logits, self._dev[contract.LOGITS])
         if self.novelty is not None:
@@ -231,7 +314,7 @@ class TrtBackend:
         self._cuda.sync()
 
     def close(self) -> None:
-        if self._cuda is not None:
+        if getattr(self, "_cuda", None) is not None:
             self._cuda.sync()
             for ptr in self._allocations:
                 self._cuda.free(ptr)

@@ -180,7 +180,7 @@ def test_version_floors_match_pyproject():
     assert floors["onnxruntime"] == dc.MIN_VERSIONS["onnxruntime"]
     assert floors["opencv-python"] == dc.MIN_VERSIONS["opencv"]
     trt = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["trt"]
-    assert f"tensorrt>={dc.MIN_TENSORRT}" in trt
+    assert f"tensorrt-cu12>={dc.MIN_TENSORRT},<11" in trt and "cuda-python>=12,<13" in trt  # CUDA 12 stacks only
     assert dc.version_tuple("4.8.0.76") == (4, 8, 0) and dc.version_tuple("2.13.0+cpu") == (2, 13, 0)
     assert dc.version_tuple("1.9") < dc.version_tuple("1.17")
 

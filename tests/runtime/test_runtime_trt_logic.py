@@ -1,155 +1,64 @@
-"""The TensorRT backend's own logic (double-buffered state, partial commits, state in and out, batch
-profile, metadata lookup) on any machine: TensorRT and the CUDA runtime are replaced by small
-stand-ins that keep "device" memory in host RAM and run the engine's graph with ONNX Runtime.
-The real thing is tested by test_runtime_trt.py where TensorRT and a GPU exist."""
+"""The TensorRT path on any machine, against the test double in tests/trt_double.py (a Builder, typed
+streams, asynchronous copies with buffer lifetimes): the torch-free engine build (`edgemeta export
+learner.onnx --trt`), the backend's double-buffered state and partial commits, the version window,
+the built-for record and the batch profile. The real thing is tested by test_runtime_trt.py where
+TensorRT and a GPU exist."""
 from __future__ import annotations
 
-import ctypes
+import json
 import shutil
 import sys
-import types
 
 import numpy as np
 import pytest
+import trt_double
 from runtime_toy import toy_learner
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import Learner
-
-
-class FakeCudart(types.ModuleType):
-    """cudaMalloc hands out host buffers by address, so every copy is a memmove."""
-
-    class cudaMemcpyKind:
-        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice = 1, 2, 3
-
-    def __init__(self):
-        super().__init__("cuda.bindings.runtime")
-        self.buffers, self.freed, self.copies = {}, [], []
-
-    def cudaStreamCreate(self):
-        return (0, 7)
-
-    def cudaStreamDestroy(self, stream):
-        return (0,)
-
-    def cudaStreamSynchronize(self, stream):
-        return (0,)
-
-    def cudaMalloc(self, nbytes):
-        buf = np.full(nbytes, 0xAB, np.uint8)  # garbage, as real device memory would be
-        self.buffers[buf.ctypes.data] = buf
-        return (0, buf.ctypes.data)
-
-    def cudaFree(self, ptr):
-        self.freed.append(ptr)
-        return (0,)
-
-    def cudaMemcpyAsync(self, dst, src, nbytes, kind, stream):
-        self.copies.append(kind)
-        ctypes.memmove(dst, src, nbytes)
-        return (0,)
-
-    def cudaMemsetAsync(self, ptr, value, nbytes, stream):
-        ctypes.memset(ptr, value, nbytes)
-        return (0,)
-
-
-def view(ptr, shape):
-    n = int(np.prod(shape))
-    return np.frombuffer((ctypes.c_float * n).from_address(ptr), np.float32).reshape(shape)
-
-
-class FakeEngine:
-    """An "engine" whose serialized form is the ONNX model; runs it with ONNX Runtime."""
-
-    def __init__(self, onnx_bytes, max_batch):
-        import onnxruntime as ort
-
-        self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        self.io = [(i.name, True, i.shape) for i in self.session.get_inputs()]
-        self.io += [(o.name, False, o.shape) for o in self.session.get_outputs()]
-        self.max_batch = max_batch
-        self.num_io_tensors = len(self.io)
-
-    def get_tensor_name(self, i):
-        return self.io[i][0]
-
-    def _entry(self, name):
-        return next(e for e in self.io if e[0] == name)
-
-    def get_tensor_mode(self, name):
-        return "in" if self._entry(name)[1] else "out"
-
-    def get_tensor_shape(self, name):
-        return [-1 if isinstance(d, str) else d for d in self._entry(name)[2]]
-
-    def get_tensor_dtype(self, name):
-        return "float"
-
-    def get_tensor_profile_shape(self, name, profile):
-        rest = self.get_tensor_shape(name)[1:]
-        return [(1, *rest), (self.max_batch, *rest), (self.max_batch, *rest)]
-
-    def create_execution_context(self):
-        return FakeContext(self)
-
-
-class FakeContext:
-    def __init__(self, engine):
-        self.engine, self.shapes, self.addresses = engine, {}, {}
-
-    def set_input_shape(self, name, shape):
-        self.shapes[name] = tuple(shape)
-
-    def set_tensor_address(self, name, ptr):
-        self.addresses[name] = ptr
-
-    def execute_async_v3(self, stream):
-        feeds = {n: view(self.addresses[n], s).copy() for n, s in self.shapes.items()}
-        outs = self.engine.session.run(None, feeds)
-        for (name, _, _), value in zip([e for e in self.engine.io if not e[1]], outs):
-            view(self.addresses[name], value.shape)[...] = value
-        return True
-
-
-def fake_tensorrt(max_batch):
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.0.fake"
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=None: None})
-    trt.nptype = lambda dtype: np.float32
-    trt.Runtime = lambda logger: types.SimpleNamespace(
-        deserialize_cuda_engine=lambda data: FakeEngine(data, max_batch) if data[:1] != b"X" else None)
-    return trt
+from edgemeta.runtime.backends.trt_build import build_engine_file
 
 
 @pytest.fixture
 def fakes(monkeypatch):
-    cudart = FakeCudart()
-    bindings = types.ModuleType("cuda.bindings")
-    bindings.runtime = cudart
-    cuda = types.ModuleType("cuda")
-    cuda.bindings = bindings
-    for name, module in (("cuda", cuda), ("cuda.bindings", bindings), ("cuda.bindings.runtime", cudart),
-                         ("tensorrt", fake_tensorrt(max_batch=4))):
-        monkeypatch.setitem(sys.modules, name, module)
-    return cudart
+    return trt_double.install(monkeypatch)
 
 
 @pytest.fixture
-def engine(tiny_onnx, tmp_path):
+def export_dir(tiny_onnx, tmp_path):
     shutil.copy(tiny_onnx, tmp_path / "learner.onnx")
-    shutil.copy(tiny_onnx, tmp_path / "learner.engine")  # the stand-in engine is the ONNX model itself
-    return tmp_path / "learner.engine"
+    return tmp_path
+
+
+@pytest.fixture
+def engine(fakes, export_dir):
+    build_engine_file(export_dir / "learner.onnx", max_batch=4, batch=1, workspace_mb=256, log=lambda s: None)
+    return export_dir / "learner.engine"
+
+
+def test_engine_build_without_torch_tunes_for_the_device_batch(fakes, export_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # the build must not need torch
+    lines = []
+    report = build_engine_file(export_dir / "learner.onnx", max_batch=4, batch=1, workspace_mb=256, log=lines.append)
+    assert report["parity"]["passed"] and report["parity"]["prediction_mismatches"] == 0
+    network, config = fakes[1].built[-1]
+    assert config.pools["workspace"] == 256 << 20  # the device profile's workspace
+    assert "TF32" not in config.flags
+    lo, opt, hi = config.profiles[0].shapes["image"]
+    assert (lo[0], opt[0], hi[0]) == (1, 1, 4)  # tuned for the batch the device runs
+    sidecar = json.loads((export_dir / "learner.engine.json").read_text())
+    assert sidecar["built_for"] == {"tensorrt": "10.3.0", "gpu": "Fake Orin", "compute_capability": "8.7"}
+    assert (export_dir / "learner.engine.log").read_text().startswith("=== fp32 engine")
+    assert any("prediction mismatches" in line for line in lines)
 
 
 def test_engine_runner_matches_onnxruntime(fakes, engine, tmp_path):
+    cudart, _ = fakes
     rng = np.random.default_rng(0)
     images = (rng.random((8, 3, 1, 12, 12)) < 0.15).astype(np.float32)
     labels = rng.integers(-1, 3, (8, 3))
     with Learner.load(engine, batch=3) as trt, Learner.load(engine.with_suffix(".onnx"), batch=3) as ort:
-        assert trt.backend == "TensorRT 10.0.fake engine"
+        assert trt.backend == "TensorRT 10.3.0 engine"
         for t in range(8):
             np.testing.assert_allclose(trt.predict(images[t]).logits, ort.predict(images[t]).logits, atol=1e-6)
             np.testing.assert_allclose(trt.teach(images[t], labels[t]).logits, ort.teach(images[t], labels[t]).logits, atol=1e-6)
@@ -160,28 +69,74 @@ def test_engine_runner_matches_onnxruntime(fakes, engine, tmp_path):
         assert all(np.all(v == 0) for v in trt.state().values())
         trt.load_state(tmp_path / "s.npz")
         np.testing.assert_allclose(trt.predict(images[0]).logits, ort.predict(images[0]).logits, atol=1e-6)
-    kinds = FakeCudart.cudaMemcpyKind
-    assert kinds.cudaMemcpyDeviceToDevice in fakes.copies  # partial commits stayed on the device
-    assert sorted(fakes.freed) == sorted(fakes.buffers)  # close() freed every allocation
+    kinds = trt_double.FakeCudart.cudaMemcpyKind
+    assert kinds.cudaMemcpyDeviceToDevice in cudart.copies  # partial commits stayed on the device
+    assert sorted(cudart.freed) == sorted(cudart.buffers)  # close() freed every allocation
+    assert not cudart.streams  # and destroyed its stream
+
+
+def test_the_double_catches_a_stream_object_and_an_early_read(fakes, engine):
+    cudart, _ = fakes
+    with Learner.load(engine, batch=1) as learner:
+        ctx, cuda = learner._backend.context, learner._backend._cuda
+        with pytest.raises(TypeError, match="stream_handle must be an int"):
+            ctx.execute_async_v3(cuda.stream)  # the typed stream itself, not its handle
+        host = np.ones(4, np.float32)
+        ptr = cuda.malloc(16)
+        cuda.to_device(ptr, host)
+        host[0] = 5  # changed before the asynchronous copy ran
+        with pytest.raises(trt_double.CudaMisuse, match="before its asynchronous copy ran"):
+            cuda.sync()
 
 
 def test_engine_metadata_sidecar_and_errors(fakes, engine, tmp_path):
     with pytest.raises(EdgemetaError, match=r"built for batch 1..4; asked for batch 5"):
         Learner.load(engine, batch=5)
-    engine.with_suffix(".onnx").unlink()
+    doc = json.loads((tmp_path / "learner.engine.json").read_text())
+    (tmp_path / "learner.onnx").unlink()
+    with Learner.load(engine) as learner:  # the sidecar carries the metadata
+        assert learner.num_classes == 3
+    (tmp_path / "learner.engine.json").unlink()
     with pytest.raises(EdgemetaError, match="has no metadata: keep the learner.onnx"):
         Learner.load(engine)
-    import onnxruntime as ort
-
-    meta = ort.InferenceSession(str(engine), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    (tmp_path / "learner.engine.json").write_text(meta["edgemeta"])
-    with Learner.load(engine) as learner:
-        assert learner.num_classes == 3
     bad = tmp_path / "bad.engine"
     bad.write_bytes(b"X" + engine.read_bytes())
-    (tmp_path / "bad.engine.json").write_text(meta["edgemeta"])
+    (tmp_path / "bad.engine.json").write_text(json.dumps({"edgemeta": doc["edgemeta"]}))
     with pytest.raises(EdgemetaError, match="engines only run with the TensorRT version and GPU they were built on"):
         Learner.load(bad)
+
+
+def test_engine_from_another_gpu_or_tensorrt_is_refused_in_one_line(engine, monkeypatch):
+    trt_double.install(monkeypatch, version="10.3.0", gpu=b"NVIDIA GeForce RTX 4090", capability=(8, 9))
+    with pytest.raises(EdgemetaError, match=r"built for TensorRT 10.3.0 on Fake Orin \(sm 8.7\); this is TensorRT 10.3.0 on "
+                                            r"NVIDIA GeForce RTX 4090 \(sm 8.9\): rebuild it here with `edgemeta export .*learner.onnx --trt`"):
+        Learner.load(engine)
+    trt_double.install(monkeypatch, version="10.7.0")
+    with pytest.raises(EdgemetaError, match="built for TensorRT 10.3.0 on Fake Orin .* this is TensorRT 10.7.0"):
+        Learner.load(engine)
+
+
+@pytest.mark.parametrize("version", ["11.0.0", "8.5.3"])
+def test_tensorrt_outside_the_supported_window_is_refused(monkeypatch, export_dir, version):
+    trt_double.install(monkeypatch, version=version)
+    with pytest.raises(EdgemetaError, match=r"tensorrt-cu12>=8.6,<11") as err:
+        build_engine_file(export_dir / "learner.onnx", log=lambda s: None)
+    assert "\n" not in str(err.value)
+
+
+def test_int8_file_is_never_handed_to_tensorrt(fakes, tmp_path):
+    from edgemeta.runtime.learner import LEARNERS_DIR
+
+    shutil.copy(LEARNERS_DIR / "mann-int8.onnx", tmp_path / "learner.int8.onnx")
+    with pytest.raises(EdgemetaError, match="int8 file for ONNX Runtime on CPUs .*MatMulInteger.* build the engine from learner.onnx"):
+        build_engine_file(tmp_path / "learner.int8.onnx", log=lambda s: None)
+    assert not fakes[1].built and not (tmp_path / "learner.engine").exists()
+
+
+def test_no_gpu_is_one_line(monkeypatch, export_dir):
+    trt_double.install(monkeypatch, devices=0)
+    with pytest.raises(EdgemetaError, match="no CUDA GPU is visible"):
+        build_engine_file(export_dir / "learner.onnx", log=lambda s: None)
 
 
 def test_without_tensorrt(tmp_path, monkeypatch):
@@ -190,3 +145,17 @@ def test_without_tensorrt(tmp_path, monkeypatch):
     shutil.copy(path, tmp_path / "learner.engine")
     with pytest.raises(EdgemetaError, match=r"TensorRT is not installed: pip install edgemeta\[trt\]"):
         Learner.load(tmp_path / "learner.engine")
+
+
+def test_export_command_builds_an_engine_from_learner_onnx(fakes, export_dir):
+    from click.testing import CliRunner
+
+    from edgemeta.cli import cli
+
+    result = CliRunner().invoke(cli, ["export", str(export_dir / "learner.onnx"), "--trt", "--device", "jetson-orin-nano"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and (export_dir / "learner.engine").is_file()
+    _, config = fakes[1].built[-1]
+    assert config.pools["workspace"] == 1024 << 20  # jetson-orin-nano's trt_workspace_mb
+    result = CliRunner().invoke(cli, ["export", str(export_dir / "learner.onnx")])
+    assert result.exit_code != 0 and "add --trt" in result.output

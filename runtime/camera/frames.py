@@ -18,12 +18,14 @@ Steps, each for a reason:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from edgemeta import EdgemetaError
+from edgemeta.runtime.camera.locate import locate
+from edgemeta.runtime.camera.page import flatten_lighting, ink_threshold
 from edgemeta.runtime.preprocess import ink_to_input
 
 OMNIGLOT_SIZE = 105  # Omniglot drawings are 105 x 105 binary masks
@@ -92,7 +94,6 @@ def frame_to_input(
     size: int,
     *,
     roi: tuple[int, int, int, int] | None = None,
-    roi_fraction: float = 0.6,
     margin: float | None = None,
     work_size: int = 160,
     min_contrast: float = 0.2,
@@ -102,16 +103,33 @@ def frame_to_input(
 ) -> FrameResult:
     """Find a dark character on light paper in `frame` and turn it into the learner's (size, size) input.
 
-    roi: x, y, w, h in frame pixels (default: a centred square, `roi_fraction` of the shorter side).
+    roi: x, y, w, h in frame pixels: search only there (a region the user sets). Default: the whole frame,
+            in two passes: locate the character on a coarse copy of the frame, then read it from a crop
+            around it at the working size (`locate`).
     margin: padding around the character's box, as a fraction of its longer side, per side
             (default: Omniglot's, so the character fills ~64% of the square).
     min_contrast: how much darker than the paper ink must be (0..1); min_ink/max_ink: the share of
-            the region that may be ink. Outside these the result is "no character found".
+            the region read that may be ink. Outside these the result is "no character found".
     """
     if not isinstance(size, (int, np.integer)) or size < 1:
         raise FrameError(f"size must be a positive integer, got {size!r}")
     _check_frame(frame)
-    x, y, w, h = centred_roi(frame.shape, roi_fraction) if roi is None else _check_roi(roi, frame.shape)
+    options = dict(margin=margin, work_size=work_size, min_contrast=min_contrast, min_ink=min_ink, max_ink=max_ink,
+                   normalize_strokes=normalize_strokes)
+    if roi is not None:
+        return read_region(frame, int(size), _check_roi(roi, frame.shape), **options)
+    found = locate(to_gray(frame), min_contrast=min_contrast)
+    whole = (0, 0, frame.shape[1], frame.shape[0])
+    if isinstance(found, str):
+        return FrameResult(False, None, None, whole, 0.0, 0.0, f"no character found: {found}")
+    result = read_region(frame, int(size), found, **options)
+    return replace(result, roi=whole)
+
+
+def read_region(frame, size: int, roi: tuple[int, int, int, int], *, margin: float | None, work_size: int,
+                min_contrast: float, min_ink: float, max_ink: float, normalize_strokes: bool) -> FrameResult:
+    """The character inside `roi` (x, y, w, h, already checked) -> the learner's input, or why there is none."""
+    x, y, w, h = roi
     region = to_gray(frame[y : y + h, x : x + w])  # convert the region only: a fraction of the frame
     # Shrink by an integer factor: INTER_AREA is then a plain box average, and fast.
     factor = max(1, -(-max(w, h) // work_size))
@@ -120,8 +138,8 @@ def frame_to_input(
         region = cv2.resize(region, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
     roi_box = (x, y, w, h)
 
-    paper = _flatten_lighting(region)
-    ink_mask, contrast = _threshold(paper)
+    paper, _ = flatten_lighting(region)
+    ink_mask, contrast = ink_threshold(paper)
     ink_mask = _clean(ink_mask)
     fraction = float(ink_mask.mean())
 
@@ -157,37 +175,6 @@ def _check_roi(roi, shape) -> tuple[int, int, int, int]:
     if w < 8 or h < 8 or x < 0 or y < 0 or x + w > W or y + h > H:
         raise FrameError(f"roi {roi!r} does not fit in a {W}x{H} frame (and must be at least 8 x 8)")
     return x, y, w, h
-
-
-PAPER_LEVEL = 200  # flattened paper brightness: leaves room above it for bright spots
-
-
-def _flatten_lighting(region: np.ndarray) -> np.ndarray:
-    """uint8 page with the paper at PAPER_LEVEL everywhere, ink well below: gray / paper brightness."""
-    smooth = cv2.GaussianBlur(region, (3, 3), 0)  # sensor noise
-    k = max(3, (max(region.shape) // 8) | 1)  # wider than a stroke, narrower than a lighting change
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    # The paper's brightness: a closing erases dark strokes thinner than k. It runs on the smoothed
-    # image (a closing of raw noise is biased bright, which would make dark areas look like ink),
-    # and is not blurred afterwards, so the edges of large dark areas (a table, a shadow) divide
-    # out to paper instead of leaving a ring of false ink.
-    background = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, kernel)
-    return cv2.divide(smooth, np.maximum(background, 1), scale=PAPER_LEVEL)
-
-
-def _threshold(page: np.ndarray) -> tuple[np.ndarray, float]:
-    """Otsu on the flattened page. Returns the ink mask and the ink's contrast to the paper."""
-    t, _ = cv2.threshold(page, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    t = int(t)
-    ink = page <= t
-    hist = np.bincount(page.ravel(), minlength=256)
-    n_ink, n_paper = int(hist[: t + 1].sum()), int(hist[t + 1 :].sum())
-    if n_ink == 0 or n_paper == 0:
-        return ink, 0.0
-    # Median of each side (from the histogram): robust to a few bright or dark outliers.
-    ink_level = int(np.searchsorted(np.cumsum(hist[: t + 1]), n_ink / 2))
-    paper_level = t + 1 + int(np.searchsorted(np.cumsum(hist[t + 1 :]), n_paper / 2))
-    return ink, max(0.0, (paper_level - ink_level) / max(paper_level, 1))
 
 
 def _clean(ink: np.ndarray) -> np.ndarray:

@@ -77,13 +77,72 @@ def test_gray_bgra_and_float_frames(drawings):
         assert result.found and np.abs(result.image - reference).mean() < 0.02
 
 
-def test_custom_region_of_interest(drawings):
+def test_a_region_set_by_hand_is_the_only_place_searched(drawings):
     rng = np.random.default_rng(2)
-    frame, box = draw(rng, drawings[1, 0], 120, centre=(120, 140))  # top left, outside the centred region
-    assert not frame_to_input(frame, 20).found
+    frame, box = draw(rng, drawings[1, 0], 120, centre=(120, 140))  # top left, outside the centred square
+    assert not frame_to_input(frame, 20, roi=centred_roi(frame.shape)).found
     result = frame_to_input(frame, 20, roi=(40, 20, 200, 200))
     assert result.found and result.roi == (40, 20, 200, 200)
     assert abs(result.bbox[0] - box[0]) <= 6 and abs(result.bbox[1] - box[1]) <= 6
+
+
+@pytest.mark.parametrize("side, centre", [
+    (70, (240, 320)),  # a card at arm's length: a small character
+    (120, (120, 140)),  # off-centre, top left
+    (120, (390, 540)),  # off-centre, bottom right
+    (400, (240, 320)),  # held close: larger than the old centred square (288 pixels)
+    (330, (250, 430)),  # close and off to the right
+])
+def test_the_character_is_found_anywhere_in_the_frame(drawings, side, centre):
+    rng = np.random.default_rng(side)
+    for c in range(4):
+        frame, box = draw(rng, drawings[c, 1], side, centre)
+        result = frame_to_input(frame, 20)
+        assert result.found, result.reason
+        assert result.roi == (0, 0, 640, 480)  # the whole frame was searched
+        x, y, w, h = result.bbox
+        bx, by, bw, bh = box
+        tol = 6 + side // 40
+        assert abs(x - bx) <= tol and abs(y - by) <= tol and abs(w - bw) <= 2 * tol and abs(h - bh) <= 2 * tol
+        corr = np.corrcoef(result.image.ravel(), canonical(drawings[c, 1], 20).ravel())[0, 1]
+        assert corr > 0.85, f"character {c}: correlation {corr:.2f} with the Omniglot preprocessing"
+
+
+def test_a_character_cut_by_the_frame_edge_is_not_found_and_says_so(drawings):
+    rng = np.random.default_rng(4)
+    for c in range(4):
+        frame, box = draw(rng, drawings[c, 0], 300, centre=(240, 320))
+        cut = box[0] + box[2] // 3  # the frame's left edge now runs through the character's first third
+        shifted = np.ascontiguousarray(np.pad(frame[:, cut:], ((0, 0), (0, cut), (0, 0)), mode="edge"))
+        result = frame_to_input(shifted, 20)
+        assert not result.found and "cut by the frame's edge" in result.reason, (c, result.reason)
+
+
+def card_on_desk(rng, drawing, card=160, centre=(240, 320), thumb=False):
+    """A light card with a character on a dark desk; optionally a thumb on the card's edge and no character."""
+    page = paper(rng) * 0.35  # the desk
+    cy, cx = centre
+    y0, x0 = cy - card // 2, cx - card // 2
+    page[y0 : y0 + card, x0 : x0 + card] = paper(rng)[y0 : y0 + card, x0 : x0 + card]
+    if drawing is not None:
+        side = card // 2
+        stroke = cv2.resize((1.0 - drawing).astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+        sy, sx = cy - side // 2, cx - side // 2
+        page[sy : sy + side, sx : sx + side] = page[sy : sy + side, sx : sx + side] * (1 - stroke) + 45.0 * stroke
+    if thumb:
+        cv2.ellipse(page, (cx, y0 + card), (card // 9, card // 5), 0, 0, 360, 150.0, -1)
+    return cv2.cvtColor(np.clip(cv2.GaussianBlur(page, (3, 3), 0.8), 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def test_a_card_on_a_desk_is_read_and_a_thumb_or_an_empty_card_is_not(drawings):
+    rng = np.random.default_rng(6)
+    result = frame_to_input(card_on_desk(rng, drawings[3, 0], thumb=True), 20)
+    assert result.found, result.reason
+    x, y, w, h = result.bbox
+    assert 280 <= x and x + w <= 360 and 200 <= y and y + h <= 280  # the character, not the thumb below it
+    for frame in (card_on_desk(rng, None), card_on_desk(rng, None, thumb=True), card_on_desk(rng, None, 400)):
+        result = frame_to_input(frame, 20)
+        assert not result.found and result.reason.startswith("no character found"), result.reason
 
 
 @pytest.mark.parametrize("make, reason", [
@@ -93,13 +152,19 @@ def test_custom_region_of_interest(drawings):
     (lambda rng: np.zeros((480, 640), np.float32), "no ink"),
     (lambda rng: speck(rng), "too little ink"),
     (lambda rng: slab(rng), "no ink"),
-    (lambda rng: dots(rng), "too much ink"),
+    (lambda rng: dots(rng), "no ink"),  # seen whole, a field of dense marks is one dark patch
 ])
 def test_no_character_found(make, reason):
     frame = np.clip(make(np.random.default_rng(3)), 0, 255).astype(np.uint8)
     result = frame_to_input(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), 20)
     assert not result.found and result.image is None and result.bbox is None
     assert result.reason.startswith("no character found") and reason in result.reason
+
+
+def test_too_much_ink_in_a_region_set_by_hand():
+    frame = np.clip(dots(np.random.default_rng(3)), 0, 255).astype(np.uint8)
+    result = frame_to_input(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), 20, roi=(176, 96, 288, 288))
+    assert not result.found and "too much ink" in result.reason
 
 
 def speck(rng):
@@ -142,7 +207,7 @@ def test_bad_options_are_refused_clearly():
     with pytest.raises(FrameError, match="does not fit"):
         frame_to_input(frame, 20, roi=(600, 0, 100, 100))
     with pytest.raises(FrameError, match="roi fraction"):
-        frame_to_input(frame, 20, roi_fraction=1.5)
+        centred_roi(frame.shape, 1.5)
     with pytest.raises(FrameError, match="size must be a positive integer"):
         frame_to_input(frame, 0)
     assert centred_roi((480, 640), 0.5) == (200, 120, 240, 240)

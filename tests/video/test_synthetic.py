@@ -76,6 +76,28 @@ def test_frames_look_like_a_camera_session(omniglot):
     assert not np.array_equal(frames[same_shot[0]], frames[same_shot[1]])
 
 
+def test_distance_offset_and_tilt(omniglot):
+    """card= puts the character on a card of about that side on a darker desk; offset= moves it off the centre;
+    a character the frame's edge cuts has whole=False in its ground truth."""
+    base = "synthetic://omniglot?classes=3&shots=2&frames_per_shot=3&gap=1&width=640&height=480"
+    far_src, far, far_truths = _session(omniglot, base + "&card=150&tilt=30")
+    near_src, near, near_truths = _session(omniglot, base + "&card=600")
+    for frames, truths, lo, hi in ((far, far_truths, 0.02, 0.25), (near, near_truths, 0.6, 1.0)):
+        blank, card = frames[0].mean(axis=2), frames[1].mean(axis=2)
+        assert truths[0].whole is None and truths[1].whole is True
+        paper = card > 0.75 * np.percentile(card, 99)  # the card (and its character's strokes are dark)
+        assert lo < paper.mean() < hi
+        assert np.median(blank) < 0.6 * np.percentile(card, 99)  # between shots: the desk, darker than the card
+    _, off, off_truths = _session(omniglot, base + "&card=560&offset=20&seed=2")
+    assert any(t.card and not t.whole for t in off_truths)  # some cards held close and off-centre are cut
+    ink = [np.argwhere(f.mean(axis=2) < 90).mean(0) for f, t in zip(off, off_truths) if t.card and t.whole]
+    assert max(np.abs(c - (240, 320)).max() for c in ink) > 40  # and the characters are not all in the middle
+    with pytest.raises(EdgemetaError, match="card=20 is too small"):
+        parse_params("omniglot", {"card": "20"})
+    with pytest.raises(EdgemetaError, match="offset=60 is out of range"):
+        parse_params("omniglot", {"offset": "60"})
+
+
 @pytest.mark.parametrize("query, message", [
     ({"classes": "0"}, "classes=0 is out of range"),
     ({"shots": "21"}, "shots=21 is out of range"),

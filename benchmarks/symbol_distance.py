@@ -1,0 +1,167 @@
+"""The symbol camera at any distance and position: today's front end (a centred square) and the whole-frame search,
+side by side, on synthetic sessions with the card near, in the middle distance, far, and off-centre.
+
+    python benchmarks/symbol_distance.py [--model M] [--seeds 3] [--shots 5] [--fps-frames 300] [--runs 3]
+
+For each session kind and seed, a synthetic session (5 classes, `--shots` shots each) runs through the headless
+demo loop, taught one shot per class from its ground truth, once with each front end. It prints, per kind and
+front end: "found" on the frames that show a whole character (and on those the frame edge cuts, which should be
+"not found"), and on the untaught frames after one taught shot the share named right, wrong and "?"; then the
+frame -> input cost per frame, and the headless loop's frames/s on a 640x480 clip of a `far` and a `near` session
+(decode + frame -> input in the capture thread, learner step + overlay in the loop, as in the demo).
+Targets (printed, not asserted): >= 95% right at every distance, found on >= 98% of whole-character frames,
+the loop >= 300 frames/s.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KINDS = {  # synthetic:// parameters of each session kind: the card's side in a 640x480 frame, offset, tilt
+    "near": "card=560&tilt=20",
+    "middle": "card=350&tilt=20",
+    "far": "card=170&tilt=20",
+    "off-centre": "card=350&offset=20&tilt=30",
+    "near, off-centre": "card=560&offset=20&tilt=30",
+}
+FRONT_ENDS = ("centred square", "whole frame")
+
+
+def front_end(name: str, size: int):
+    """frame -> FrameResult: today's centred square (60% of the shorter side), or the whole-frame search."""
+    from edgemeta.runtime.camera.frames import centred_roi, frame_to_input
+
+    if name == "centred square":
+        return lambda frame: frame_to_input(frame, size, roi=centred_roi(frame.shape))
+    return lambda frame: frame_to_input(frame, size)
+
+
+def session(model: str, uri: str, prepare_name: str) -> dict:
+    """One session through the headless loop, taught one shot per class; what was found and named."""
+    from edgemeta.runtime.camera.scoring import NO_SYMBOL, RIGHT, UNKNOWN, WRONG
+    from edgemeta.runtime.camera.sources import VideoSource
+    from edgemeta.runtime.demo.core import DemoCore
+    from edgemeta.runtime.demo.feed import FrameFeed
+    from edgemeta.runtime.demo.headless import run_headless
+    from edgemeta.runtime.learner import Learner
+
+    counts = {"whole": 0, "whole found": 0, "cut": 0, "cut found": 0, "blank": 0, "blank found": 0}
+
+    class TallyingFeed(FrameFeed):
+        """The demo's feed, counting what the front end found on each kind of frame."""
+
+        def next(self):
+            captured = super().next()
+            if captured is not None:
+                truth = captured.truth
+                key = "blank" if not truth.card else ("whole" if truth.whole else "cut")
+                counts[key] += 1
+                counts[key + " found"] += captured.symbol.found
+            return captured
+
+    with Learner.load(model, threads=1) as learner:
+        core = DemoCore(learner)
+        with TallyingFeed(VideoSource(uri), front_end(prepare_name, core.size)) as feed:
+            result = run_headless(feed, core, shots_to_teach=1, progress=False, echo=lambda line: None)
+    after_one = result.curve.tallies.get(1)
+    return {**counts, **{k: (after_one.counts[k] if after_one else 0) for k in (RIGHT, WRONG, UNKNOWN, NO_SYMBOL)}}
+
+
+def fps_run(model: str, video: str, prepare_name: str, events: dict, frames: int) -> tuple[float, int]:
+    from edgemeta.runtime.camera.sources import VideoSource
+    from edgemeta.runtime.demo.core import DemoCore
+    from edgemeta.runtime.demo.feed import FrameFeed
+    from edgemeta.runtime.demo.headless import run_headless
+    from edgemeta.runtime.learner import Learner
+
+    with Learner.load(model, threads=1) as learner:
+        core = DemoCore(learner)
+        with FrameFeed(VideoSource(video), front_end(prepare_name, core.size), background=True) as feed:
+            t = time.perf_counter()
+            result = run_headless(feed, core, events=events, overlay=True, max_frames=frames, progress=False,
+                                  echo=lambda line: None)
+            return result.frames / (time.perf_counter() - t), result.frames
+
+
+def write_clip(path: Path, query: str, frames: int) -> tuple[dict, list]:
+    """A 640x480 clip of a synthetic session; {frame: label} teaching the first shot of each class; the frames."""
+    from edgemeta.runtime.camera.recorder import VideoRecorder
+    from edgemeta.runtime.camera.sources import VideoSource
+
+    src = VideoSource(f"synthetic://omniglot?classes=5&shots=5&width=640&height=480&{query}")
+    camera, rec, events, kept = src.backend, VideoRecorder(path, fps=30), {}, []
+    for i in range(frames):
+        frame = src.read()
+        if frame is None:
+            break
+        t = camera.truth_of(src.frame_index)
+        if t.card and t.class_shot == 0 and t.shot_frame == camera.middle_frame:
+            events[i] = t.label
+        rec.write(frame)
+        kept.append(frame)
+    rec.close()
+    return events, kept
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="learner (.onnx or shipped name) [the demo's default]")
+    ap.add_argument("--seeds", type=int, default=3, help="sessions per kind (seeds 0..N-1)")
+    ap.add_argument("--shots", type=int, default=5, help="shots per class in each session")
+    ap.add_argument("--fps-frames", type=int, default=300, help="frames in each clip of the frames/s measurement")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each clip and front end (the median is printed)")
+    args = ap.parse_args(argv)
+
+    from edgemeta import EdgemetaError
+    from edgemeta.runtime.demo.core import configure_opencv, resolve_model
+
+    configure_opencv()
+    try:
+        model = str(resolve_model(args.model))
+        print(f"model {Path(model).name}; 5 classes, {args.shots} shots each, one shot per class taught; "
+              f"seeds 0-{args.seeds - 1} per kind")
+        print(f"{'session':<18} {'front end':<15} {'found: whole':>12} {'found: cut':>11} {'found: blank':>12} "
+              f"{'right':>7} {'wrong':>7} {'?':>7}")
+        for kind, query in KINDS.items():
+            for name in FRONT_ENDS:
+                total: dict = {}
+                for seed in range(args.seeds):
+                    uri = f"synthetic://omniglot?classes=5&shots={args.shots}&seed={seed}&{query}"
+                    for k, v in session(model, uri, name).items():
+                        total[k] = total.get(k, 0) + v
+                named = total["right"] + total["wrong"] + total["?"]
+                share = lambda a, b: f"{a / b:.1%}" if b else "-"
+                print(f"{kind:<18} {name:<15} {share(total['whole found'], total['whole']):>12} "
+                      f"{share(total['cut found'], total['cut']):>11} {share(total['blank found'], total['blank']):>12} "
+                      f"{share(total['right'], named):>7} {share(total['wrong'], named):>7} {share(total['?'], named):>7}")
+        print("targets: right >= 95% at every distance; found on >= 98% of whole-character frames")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind in ("far", "near"):
+                video = str(Path(tmp) / f"{kind}.mp4")
+                events, frames = write_clip(Path(video), KINDS[kind], args.fps_frames)
+                cost = {}
+                for name in FRONT_ENDS:
+                    prepare = front_end(name, 28)
+                    t = time.perf_counter()
+                    for frame in frames:
+                        prepare(frame)
+                    cost[name] = 1e3 * (time.perf_counter() - t) / len(frames)
+                rates = {name: statistics.median(fps_run(model, video, name, events, args.fps_frames)[0]
+                                                 for _ in range(args.runs)) for name in FRONT_ENDS}
+                print(f"{kind} clip, 640x480, {len(frames)} frames: frame -> input "
+                      + ", ".join(f"{n} {cost[n]:.2f} ms" for n in FRONT_ENDS)
+                      + "; headless loop " + ", ".join(f"{n} {rates[n]:.0f} frames/s" for n in FRONT_ENDS)
+                      + f" (median of {args.runs}; target >= 300)")
+    except EdgemetaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Where the character is in a whole frame: a small character on a card at arm's length, one that fills most
+of the view, or one off to a side; or why there is none.
+
+One coarse pass over the whole frame (its longer side shrunk to COARSE_SIZE), numpy in, numpy out:
+1. shrink after a 3x3 erosion (a minimum filter), so that thin strokes of a distant card stay dark
+   instead of averaging out into the paper;
+2. flatten the lighting (runtime/camera/page.py); the paper is where the stroke-free brightness is
+   near the frame's brightest: a darker desk around a card is not paper;
+3. ink inside the paper; ink touching the paper's edge is a hand, the desk or the card's shadow, and
+   ink touching the frame's edge is a character the frame cuts;
+4. the character is the biggest stroke inside the paper with the strokes near it (a character may have
+   several pieces).
+The crop around it is then read at the working size by runtime/camera/frames.py, as a region set by hand is.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edgemeta.runtime.camera.page import flatten_lighting, ink_threshold
+
+COARSE_SIZE = 160  # the coarse pass's longer side: a card at arm's length keeps strokes a pixel or two wide
+PAPER_SHARE = 0.55  # paper is at least this share of the frame's brightest paper (shadows and vignettes stay above)
+NEAR = 0.6  # strokes within this share of the biggest stroke's longer side belong to the same character
+MIN_SIDE = 0.04  # a character's longer side is at least this share of the frame's shorter side
+RIM_SHARE = 0.3  # a stroke cut by the frame's edge meets it along at most this share of its longer side
+CROP_MARGIN = 0.3  # the crop reaches this share of the character's longer side beyond its box, on each side
+
+_SQUARE3 = np.ones((3, 3), np.uint8)
+
+
+def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[int, int, int, int] | str:
+    """A gray uint8 frame -> the region around its character (x, y, w, h in frame pixels), or the reason
+    there is none (a phrase: "the character is cut by the frame's edge; ...")."""
+    H, W = gray.shape
+    f = max(1, -(-max(H, W) // COARSE_SIZE))
+    small = gray
+    if f > 1:
+        small = cv2.resize(cv2.erode(gray, _SQUARE3), (W // f, H // f), interpolation=cv2.INTER_AREA)
+    h, w = small.shape
+    page, background = flatten_lighting(small)
+    k = int(0.95 * (background.size - 1))
+    bright = float(np.partition(background.ravel(), k)[k])
+    paper = background >= PAPER_SHARE * bright
+    if not paper.any():
+        return "no paper in view"
+    on_paper, contrast = ink_threshold(page[paper].reshape(-1, 1))
+    if contrast < min_contrast:
+        return f"no ink darker than the paper (contrast {contrast:.2f} < {min_contrast})"
+    ink = np.zeros_like(paper)
+    ink[paper] = on_paper.ravel()
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    big = area >= max(2, int(0.0002 * h * w))
+    # A stroke the frame's edge cuts meets the edge across its width; a dark strip running along the edge (the
+    # desk beside a close card, a shadow) meets it along its length, and is no character.
+    rim = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    contact = np.bincount(rim, minlength=n)
+    cut = (contact > 0) & (contact <= RIM_SHARE * np.maximum(bw, bh))
+    along = contact > RIM_SHARE * np.maximum(bw, bh)
+    edge = np.zeros(n, bool)
+    if not paper.all():
+        near_edge = cv2.dilate((~paper).astype(np.uint8), _SQUARE3).astype(bool)
+        edge[np.unique(labels[near_edge & ink])] = True
+    big[0] = False  # label 0 is the background
+    cut &= ~edge  # the card's own edge running out of view is no cut character
+    kept = big & ~cut & ~edge & ~along
+    if not kept.any():
+        if (big & cut).any():
+            return "the character is cut by the frame's edge; move the card into view"
+        if (big & edge).any():
+            return "ink only at the paper's edge (a hand, the desk?); hold the card so its character is in view"
+        if (big & along).any():
+            return "ink only along the frame's edge (a character cut by the frame's edge, or the desk); move the card into view"
+        return "no strokes on the paper"
+
+    core = int(np.argmax(np.where(kept, area, 0)))
+    box = np.array([x[core], y[core], x[core] + bw[core], y[core] + bh[core]], np.int64)
+    members = np.zeros(n, bool)
+    members[core] = True
+    for _ in range(2):  # gather nearby strokes, then the strokes near those
+        reach = int(np.ceil(NEAR * max(box[2] - box[0], box[3] - box[1])))
+        near = big & (x < box[2] + reach) & (x + bw > box[0] - reach) & (y < box[3] + reach) & (y + bh > box[1] - reach)
+        if (near & cut).any():
+            return "the character is cut by the frame's edge; move the card into view"
+        members |= near & kept
+        box = np.array([x[members].min(), y[members].min(), (x + bw)[members].max(), (y + bh)[members].max()])
+
+    side = max(box[2] - box[0], box[3] - box[1]) * f
+    if side < MIN_SIDE * min(H, W):
+        return f"too little ink (a speck {side} pixels across, not a character)"
+    pad = int(CROP_MARGIN * side) + 2 * f
+    x0, y0 = max(0, box[0] * f - pad), max(0, box[1] * f - pad)
+    x1, y1 = min(W, box[2] * f + pad), min(H, box[3] * f + pad)
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)

@@ -1,4 +1,5 @@
-"""Drawing the demo's overlay on a frame: region of interest, ink box, prediction, bars, thumbnail, FPS.
+"""Drawing the demo's overlay on a frame: the symbol's box (or why none was found), a region set by hand,
+prediction, bars, thumbnail, FPS.
 
 Everything is drawn with plain OpenCV primitives on one copy of the frame (no alpha blending), because the
 overlay runs on every frame of a loop that must stay far above camera rate on a 2-core board.
@@ -63,10 +64,14 @@ def draw(frame: np.ndarray, obs: Optional[Observation], hud: Hud, inplace: bool 
     symbol = obs.symbol if obs is not None else None
     if symbol is not None:
         x, y, rw, rh = symbol.roi
-        cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), GREEN if symbol.found else ORANGE, thick)
-        if symbol.found:
+        if (rw, rh) != (w, h):  # a region set by hand: green when a symbol is found in it, orange when not
+            cv2.rectangle(out, (x, y), (x + rw - 1, y + rh - 1), GREEN if symbol.found else ORANGE, thick)
+        if symbol.found:  # what was found, wherever it is in the frame
             x, y, bw, bh = symbol.bbox
-            cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), YELLOW, 1)
+            cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), GREEN, thick)
+        elif symbol.reason:  # why nothing was found ("cut by the frame's edge", ...), under the prediction
+            reason = symbol.reason.removeprefix("no character found: ").split(";")[0]
+            _text(out, reason, (int(8 * s), int(62 * s)), 0.45 * s, ORANGE, 1)
 
     _prediction(out, obs, hud, s, thick)
     _bars(out, obs, hud, s)

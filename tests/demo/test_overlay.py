@@ -50,10 +50,17 @@ def test_draws_the_frame_record():
                       pred=1, confidence=0.85)
     out = draw(obs.frame, obs, Hud(counts=[1, 1, 0]))
     assert np.all(out[96, 200] == (60, 200, 60))  # the region of interest, green: a symbol was found
-    assert np.all(out[200, 320] == YELLOW)  # the symbol's box
+    assert np.all(out[200, 320] == (60, 200, 60))  # the symbol's box
     thumb = out[H - 104 : H - 8, W - 104 : W - 8]
     assert (thumb == 0).all(axis=2).any() and (thumb == 255).all(axis=2).any()  # the learner's input: ink on paper
     lost = Observation(1, obs.frame, FrameResult(False, None, None, symbol.roi, 0.0, 0.0, "no character found"))
     out = draw(lost.frame, lost, Hud(counts=[1, 1, 0]))
     assert np.all(out[96, 200] == (0, 150, 255))  # orange: nothing found
     assert np.all(out[200, 320] == 215)  # no box
+    # the whole frame searched (no region set by hand): no region drawn; the box, or why nothing was found
+    whole = FrameResult(True, image, bbox=(300, 200, 40, 60), roi=(0, 0, W, H), ink_fraction=0.05, contrast=0.6)
+    out = draw(obs.frame, Observation(2, obs.frame, whole), Hud(counts=[1, 1, 0]))
+    assert np.all(out[96, 200] == 215) and np.all(out[200, 320] == (60, 200, 60))
+    cut = FrameResult(False, None, None, (0, 0, W, H), 0.0, 0.0, "no character found: the character is cut by the frame's edge")
+    out = draw(obs.frame, Observation(3, obs.frame, cut), Hud(counts=[1, 1, 0]))
+    assert (out[50:70, :300] == (0, 150, 255)).all(axis=2).any()  # the reason, in orange

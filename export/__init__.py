@@ -1,4 +1,8 @@
-"""edgemeta.export: one learner step to ONNX (and TensorRT) with explicit state, checked for parity."""
-from .checkpoint_export import export_checkpoint
+"""edgemeta.export: one learner step to ONNX (and TensorRT) with explicit state, checked for parity.
 
-__all__ = ["export_checkpoint"]
+export_checkpoint: a checkpoint written by `edgemeta train`; export_learner: your own step module.
+"""
+from .checkpoint_export import export_checkpoint
+from .learner_export import export_learner
+
+__all__ = ["export_checkpoint", "export_learner"]

@@ -36,7 +36,8 @@ def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False
         raise EdgemetaError(f"{ckpt['path']}: unknown task {task!r}; edgemeta exports omniglot learners")
     learner = _learner(ckpt)
     with staged_directory(out_dir) as tmp, _torch_threads(1):
-        return _export_omniglot(ckpt, learner, Path(out_dir), tmp, trt, fp16, max_batch, log, data, int8)
+        return export_checked(learner, checkpoint_metadata(ckpt), {"checkpoint": ckpt["path"]}, Path(out_dir), tmp,
+                              trt, fp16, max_batch, log, data, int8)
 
 
 def checkpoint_metadata(ckpt: dict) -> dict:
@@ -51,16 +52,22 @@ def checkpoint_metadata(ckpt: dict) -> dict:
         "config": {"model": ckpt["model_config"], "train": train},
         "eval": _eval_table(ckpt),
         "episode_steps": episode_steps,
+        # the data set it was trained on (an image folder's class-list hash: eval refuses a changed folder)
+        **({"dataset": ckpt["dataset"]} if ckpt.get("dataset") else {}),
     }
 
 
-def _export_omniglot(ckpt, learner, out_dir: Path, tmp: Path, trt, fp16, max_batch, log, data, int8=False) -> dict:
+def export_checked(learner, metadata: dict, origin: dict, out_dir: Path, tmp: Path, trt, fp16, max_batch, log, data,
+                   int8=False) -> dict:
+    """The one export path (checkpoints and export_learner): `learner`'s step as ONNX into the staging folder
+    `tmp` with `metadata`, then onnx.checker, TensorRT readiness, parity over whole episodes, the optional
+    variants, the model card and export.json (which starts with `origin`, where the learner came from)."""
     import onnx
 
     from .onnx_export import export_step
 
     onnx_path = tmp / contract.ONNX_FILE
-    export_step(learner, onnx_path, checkpoint_metadata(ckpt))
+    export_step(learner, onnx_path, metadata)
     model = onnx.load(str(onnx_path))
     _check_onnx(model, contract.ONNX_FILE)
     meta = json.loads({p.key: p.value for p in model.metadata_props}[contract.METADATA_KEY])
@@ -96,7 +103,7 @@ def _export_omniglot(ckpt, learner, out_dir: Path, tmp: Path, trt, fp16, max_bat
         lines.append(line)
 
     report = {
-        "checkpoint": ckpt["path"],
+        **origin,
         "metadata": meta,
         "parity_source": inputs.source,
         "parity": results,

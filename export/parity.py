@@ -81,10 +81,13 @@ def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, da
     data: an Omniglot directory, or None for $EDGEMETA_DATA; synthetic drawings when neither is set.
     """
     from edgemeta.data.episodes import EpisodeSampler
+    from edgemeta.data.tasks import is_omniglot
 
     rng = np.random.default_rng(seed)
     data = data if data is not None else os.environ.get("EDGEMETA_DATA")
-    if data:
+    if data and not is_omniglot(data):  # an image folder: its meta-test classes
+        images, source = _folder_classes(data, num_classes, image_size, rng), f"meta-test images of {data}"
+    elif data:
         images, source = _omniglot_classes(data, num_classes, image_size, rng), "Omniglot meta-test drawings"
     else:
         images, source = _synthetic_classes(num_classes, image_size, rng), "synthetic drawings (no Omniglot given)"
@@ -101,6 +104,16 @@ def _omniglot_classes(data, ways: int, size: int, rng) -> np.ndarray:
     classes = np.sort(rng.choice(split_classes()["test"], size=ways, replace=False))
     paper = load_omniglot(data).drawings(classes).reshape(-1, RAW_SIZE, RAW_SIZE)
     return omniglot_batch_to_input(paper, size).reshape(ways, DRAWINGS, size, size)
+
+
+def _folder_classes(data, ways: int, size: int, rng) -> np.ndarray:
+    """(ways, n, S, S): images of random meta-test classes of an image folder (as many as it has, cycled)."""
+    from edgemeta.data.image_folder import load_image_folder
+
+    folder = load_image_folder(data)
+    test = folder.split()["test"]
+    names = [test[i % len(test)] for i in rng.permutation(max(ways, len(test)))[:ways]]
+    return folder.class_images(names, size)
 
 
 def _synthetic_classes(ways: int, size: int, rng) -> np.ndarray:

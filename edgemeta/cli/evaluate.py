@@ -1,4 +1,4 @@
-"""`edgemeta eval`: the paper's table on the 423 meta-test classes."""
+"""`edgemeta eval`: the paper's table on the meta-test classes (Omniglot's 423, or an image folder's)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgemeta.cli.options import data_option
+from edgemeta.cli.options import folder_data_option
 
 
 def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device="auto", batch=100,
@@ -14,7 +14,7 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
     """Evaluate a checkpoint (PyTorch) or an exported learner (the runtime, no torch); print the table
     and write eval.json (and eval.png) into `out_dir`, by default the folder RUN lives in (see `command`)."""
     from edgemeta import EdgemetaError
-    from edgemeta.runtime.omniglot import load_omniglot, split_classes
+    from edgemeta.data.tasks import test_images
     from edgemeta.evaluation.accuracy import accuracy_by_instance, paper_table
 
     if is_exported(run):
@@ -26,7 +26,7 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
         runner, out = _checkpoint_runner(run, device, threads)
     if ways > runner.num_classes:
         raise EdgemetaError(f"--ways {ways} exceeds the learner's {runner.num_classes} classes")
-    images = load_omniglot(data).images(runner.image_size)[split_classes()["test"]]
+    images, _ = test_images(data, out["dataset"], runner.image_size)
     result = {**accuracy_by_instance(runner, images, ways, instances, episodes, seed=seed, batch=batch, progress=True),
               **out["result"]}
     click.echo(paper_table(result))
@@ -56,7 +56,8 @@ def _checkpoint_runner(run, device, threads):
         raise EdgemetaError(f"{ckpt['path']} is a {ckpt['task']} learner; `edgemeta eval` evaluates Omniglot learners")
     dev = pick_device(device)
     runner = TorchEpisodes(learner_from_checkpoint(ckpt).to(dev), dev)
-    return runner, {"dir": resolve_checkpoint(run).parent, "result": {"checkpoint": ckpt["path"], "step": ckpt["step"]}}
+    return runner, {"dir": resolve_checkpoint(run).parent, "result": {"checkpoint": ckpt["path"], "step": ckpt["step"]},
+                    "dataset": ckpt.get("dataset")}
 
 
 def _exported_runner(run, threads, backend, precision):
@@ -72,7 +73,8 @@ def _exported_runner(run, threads, backend, precision):
     shipped = Path(str(run)).suffix != ".onnx"
     result = {"learner": str(path), "backend": backend,
               "precision": runner.precision or runner.metadata.get("precision", "fp32")}
-    return runner, {"dir": Path.cwd() if shipped else path.parent, "result": result}
+    return runner, {"dir": Path.cwd() if shipped else path.parent, "result": result,
+                    "dataset": runner.metadata.get("dataset")}
 
 
 def _write(result: dict, out_dir: Path, plot: bool) -> None:
@@ -95,7 +97,7 @@ def _write(result: dict, out_dir: Path, plot: bool) -> None:
 
 @click.command()
 @click.argument("run")
-@data_option
+@folder_data_option
 @click.option("--ways", type=click.IntRange(1, 100), default=5, show_default=True)
 @click.option("--instances", type=click.IntRange(1, 20), default=10, show_default=True)
 @click.option("--episodes", type=click.IntRange(1), default=1000, show_default=True)

@@ -28,6 +28,13 @@ data_option = click.option(
     help="Omniglot directory (images_background.zip, images_evaluation.zip).",
 )
 
+# train and eval: Omniglot, or your own images (edgemeta/data/image_folder.py)
+folder_data_option = click.option(
+    "--data", type=click.Path(file_okay=False), default=None, envvar="EDGEMETA_DATA", show_envvar=True,
+    help="Omniglot directory (images_background.zip, images_evaluation.zip), or an image folder "
+         "(DIR/<class>/*.png|jpg or DIR/<group>/<class>/*; see docs/own_data.md).",
+)
+
 
 def preset_option(field: str, *decls: str, help: str, **kwargs):
     """A click option for TrainConfig field `field` whose default comes from the preset table: the
@@ -48,6 +55,19 @@ def _shown(value) -> str:
     if isinstance(value, tuple):  # ways
         return str(value[0]) if value[0] == value[1] else f"{value[0]}-{value[1]}"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class ModelName(click.ParamType):
+    """A preset name (edgemeta/training/presets.py) or a user's step module, path/to/file.py:ClassName."""
+
+    name = "PRESET|FILE.py:CLASS"
+
+    def convert(self, value, param, ctx):
+        from edgemeta.training.presets import PRESETS
+
+        if value in PRESETS or (":" in str(value) and str(value).rpartition(":")[0].endswith(".py")):
+            return value
+        self.fail(f"{value!r}: expected one of {', '.join(PRESETS)}, or path/to/file.py:ClassName", param, ctx)
 
 
 class ModelOption(click.ParamType):

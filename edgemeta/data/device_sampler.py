@@ -67,7 +67,10 @@ class DeviceEpisodeSampler(EpisodeSampler):
         class_id = torch.gather(classes, 1, cls_seq)
         imgs = self.images[class_id, drawing]  # [B, T, S, S]
         if self.augment:
-            quarter = torch.randint(0, 4, (batch, ways), generator=gen, device=dev)
+            if self.rotate:
+                quarter = torch.randint(0, 4, (batch, ways), generator=gen, device=dev)
+            else:
+                quarter = torch.zeros((batch, ways), dtype=torch.long, device=dev)
             imgs = rotate_and_shift(imgs, torch.gather(quarter, 1, cls_seq), gen)
         labels = torch.gather(label_of, 1, cls_seq)
         return imgs.unsqueeze(2), prev_label_onehot(labels, self.num_classes), labels

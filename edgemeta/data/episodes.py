@@ -69,6 +69,8 @@ class EpisodeSampler:
     steps: a fixed episode length split as evenly as possible among the ways.
     augment: the paper's augmentation: each class rotated by a random multiple of 90 degrees (a new
       class), and each example shifted/rotated slightly.
+    rotate: whether augment includes the 90-degree class rotations (an Omniglot trick: a rotated character
+      is a plausible new character, a rotated photo is not); the small jitter stays either way.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class EpisodeSampler:
         instances: int | None = None,
         steps: int | None = None,
         augment: bool = False,
+        rotate: bool = True,
     ):
         if (instances is None) == (steps is None):
             raise ValueError("give exactly one of instances or steps")
@@ -93,6 +96,7 @@ class EpisodeSampler:
         self.instances = instances
         self.steps = steps
         self.augment = augment
+        self.rotate = rotate
 
     def counts(self, ways: int) -> np.ndarray:
         """Examples of each of `ways` classes: `instances` each, or `steps` split as evenly as possible."""
@@ -123,11 +127,12 @@ class EpisodeSampler:
                 reps = -(-len(where) // n_drawings)
                 drawing[where] = np.concatenate([rng.permutation(n_drawings) for _ in range(reps)])[: len(where)]
             imgs = self.images[classes[cls_seq], drawing]
-            if self.augment:
+            if self.augment and self.rotate:
                 quarter = rng.integers(0, 4, size=ways)[cls_seq]
                 for q in (1, 2, 3):
                     sel = quarter == q
                     imgs[sel] = np.rot90(imgs[sel], k=q, axes=(1, 2))
+            if self.augment:
                 imgs = jitter(imgs, rng)
             out[b] = imgs
             labels[b] = label_of[cls_seq]

@@ -5,14 +5,14 @@ from dataclasses import asdict, dataclass, fields
 
 from edgemeta import EdgemetaError
 
-ARCHS = ("mann", "lstm")
+ARCHS = ("mann", "lstm", "custom")
 ENCODERS = ("flat", "conv")
 KEY_INITS = ("random", "embedding")
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "mann"  # "mann" (LSTM controller + LRUA memory) or "lstm" (no external memory)
+    arch: str = "mann"  # "mann" (LSTM controller + LRUA memory), "lstm" (no external memory), "custom" (`module`)
     image_size: int = 20  # S: the learner's input is [B, 1, S, S], ink = 1.0
     num_classes: int = 5  # C: size of the label space (logits and prev_label)
     encoder: str = "flat"  # "flat": raw pixels into the controller (the paper); "conv": a small CNN first
@@ -33,6 +33,8 @@ class ModelConfig:
     # and meta-training refines that instead of finding a projection from scratch. Needs a conv encoder
     # and memory_width == embedding.
     key_init: str = "random"
+    # arch "custom": the user's step module, "path/to/file.py:ClassName" (edgemeta/models/user_learner.py)
+    module: str = ""
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
@@ -50,6 +52,9 @@ class ModelConfig:
         if self.key_init == "embedding" and (self.encoder != "conv" or self.memory_width != self.embedding):
             raise EdgemetaError("key_init='embedding' starts keys as the conv embedding: needs encoder='conv' and "
                                 f"memory_width == embedding ({self.embedding}), got {self.memory_width}")
+        if (self.arch == "custom") != bool(self.module):
+            raise EdgemetaError("a custom learner names its module (module='path/to/file.py:ClassName'), and only "
+                                f"a custom one does: arch {self.arch!r}, module {self.module!r}")
         if self.read_heads > self.memory_slots:
             raise EdgemetaError("read_heads must not exceed memory_slots")
         if not 0.0 < self.gamma <= 1.0:
@@ -58,6 +63,8 @@ class ModelConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["conv_channels"] = list(self.conv_channels)
+        if not self.module:
+            del d["module"]  # edgemeta's own learners keep the config they have always stored
         return d
 
     @classmethod

@@ -27,13 +27,14 @@ class TrainConfig:
     grad_clip: float = 10.0  # global gradient-norm clip: recurrent nets spike now and then
     novelty_weight: float = 0.5  # weight of the novelty loss, where the learner has that head
     augment: bool = True  # the paper's augmentation (90-degree class rotations, small jitter)
+    rotations: bool | None = None  # augment with 90-degree class rotations; None: the data set's default (Omniglot yes, image folders no)
     seed: int = 0  # seeds weights and every episode
     val_every: int = 200  # optimizer steps between validations (and best-checkpoint updates)
     val_episodes: int = 500  # validation episodes (5-way, or C-way if C < 5; 10 instances; validation classes)
     ckpt_every: int = 100  # optimizer steps between last-checkpoint saves
     device: str = "auto"  # cpu | cuda | auto
     threads: int = 0  # torch CPU threads, 0 = torch's default
-    data: str | None = None  # Omniglot directory (else $EDGEMETA_DATA)
+    data: str | None = None  # Omniglot directory or an image folder (data/image_folder.py); else $EDGEMETA_DATA
     workers: int = 0  # processes sampling episodes ahead of training (0: sample in the training loop)
     sampler: str = "auto"  # host (numpy + OpenCV) | device (torch ops on the device) | auto (device on CUDA)
     compile: bool = False  # torch.compile the learner's step for training (same numbers, faster; compiles first)
@@ -81,6 +82,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ways"] = list(self.ways)
+        if self.rotations is None:
+            del d["rotations"]  # the data set's default: runs that never chose keep the config they always stored
         return d
 
     @classmethod

@@ -253,9 +253,12 @@ def check_tensorrt(profile: Profile) -> Check:
     except Exception as e:
         return Check("tensorrt", WARN, f"installed but import failed: {_first_line(e)}",
                      "reinstall TensorRT for this CUDA version (pip install -U 'edgemeta[trt]', or JetPack's apt packages)")
-    if version_tuple(version) < version_tuple(MIN_TENSORRT):
-        return Check("tensorrt", WARN, f"TensorRT {version}: edgemeta's engines need >= {MIN_TENSORRT}",
-                     "upgrade TensorRT (JetPack 6 on Jetson), or use the CUDA/CPU providers")
+    from edgemeta.runtime.backends.trt import tensorrt_version_problem
+
+    problem = tensorrt_version_problem(version)
+    if problem:
+        detail, _, fix = problem.partition(": pip install")
+        return Check("tensorrt", WARN, detail, "pip install" + fix if fix else "use the CUDA/CPU providers")
     return Check("tensorrt", OK, f"TensorRT {version}" + ("" if needed else " (not used by this profile)"))
 
 

@@ -1,6 +1,7 @@
 """`edgemeta doctor`: runs on any machine, reports a missing GPU/TensorRT as WARN, fails only on FAIL."""
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -218,3 +219,20 @@ def test_documented_devices_and_doctor_commands_run(capsys):
             assert rc == 0, (args, out.err)
         else:  # a doctor run may FAIL (exit 1) on a machine that is not the board, but always reports
             assert rc in (0, 1) and ("CHECK" in out.out or '"checks"' in out.out), (args, out.err)
+
+
+@pytest.mark.parametrize("version, ok", [("10.3.0", True), ("8.6.1", True), ("11.0.0", False), ("8.5.3", False)])
+def test_tensorrt_outside_the_supported_window_warns(monkeypatch, version, ok):
+    import sys
+    import types
+
+    from edgemeta.devices.profiles import load_profile
+
+    fake = types.ModuleType("tensorrt")
+    fake.__version__ = version
+    fake.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    check = dc.check_tensorrt(load_profile("x86-cuda"))
+    assert (check.status == dc.OK) == ok, check
+    if not ok:
+        assert "tensorrt-cu12>=8.6,<11" in check.fix

@@ -45,6 +45,15 @@ def command(model, source, device, backend, headless, script, log, record, state
     Headless (--headless) runs a source to its end, taught by --script, or on synthetic:// by the session's
     ground truth (printing the learning curve), and writes --log / --record.
     """
+    from edgemeta.runtime.stop_signals import stop_signals_interrupt
+
+    with stop_signals_interrupt():  # SIGTERM and SIGHUP end a session as Ctrl-C does: what was learned is saved
+        _run(model, source, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
+             threshold, novelty_threshold, data)
+
+
+def _run(model, source, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
+         threshold, novelty_threshold, data):
     from edgemeta import EdgemetaError
     from edgemeta.devices.profiles import load_profile
     from edgemeta.runtime.demo.core import DemoCore, configure_opencv, resolve_model
@@ -122,7 +131,7 @@ def _check_state_path(path: Path) -> None:
 
 
 def _summary(result, learner) -> None:
-    stopped = " (stopped by Ctrl-C)" if result.interrupted else ""
+    stopped = " (stopped by Ctrl-C or a stop signal)" if result.interrupted else ""
     click.echo(f"processed {result.frames} frames{stopped}: a symbol was found in {result.found}, {result.taught} taught; "
                f"{learner.num_taught} examples known")
     if result.curve is not None and result.curve.rows():

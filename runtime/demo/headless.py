@@ -24,7 +24,7 @@ class HeadlessResult:
     log: Optional[Path] = None
     record: Optional[Path] = None
     seconds: dict = field(default_factory=dict)  # time per stage: decode, preprocess, step, overlay, output
-    interrupted: bool = False  # stopped by Ctrl-C / SIGINT
+    interrupted: bool = False  # stopped by Ctrl-C, SIGTERM or SIGHUP (runtime/stop_signals.py)
 
 
 def run_headless(

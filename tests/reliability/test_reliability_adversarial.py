@@ -354,3 +354,67 @@ def test_a_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path
     monkeypatch.setattr(torch, "save", real_save)
     assert load_checkpoint(path)["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+# --- 2. every stop signal saves what was learned ----------------------------------------------------------
+
+def _demo_until(signum, tmp_path: Path, ignore_sigint: bool = False):
+    import signal
+    import sys
+    import time
+
+    log, record, state = tmp_path / "log.jsonl", tmp_path / "run.mp4", tmp_path / "state.npz"
+    argv = [sys.executable, "-m", "edgemeta", "demo", "--headless", "--source", "synthetic://omniglot?seed=3",
+            "--log", str(log), "--record", str(record), "--state", str(state), "--max-frames", "100000"]
+
+    def inherit_ignored_sigint():  # a demo started with `&` from a script
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=inherit_ignored_sigint if ignore_sigint else None)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".log.jsonl.*")) and time.monotonic() < deadline:  # the session is under way
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signum)
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the demo ignored signal {signum}: {err[-2000:]}")
+    return proc.returncode, out, err, log, record, state
+
+
+@pytest.mark.parametrize("signum, ignore_sigint", [("SIGTERM", False), ("SIGHUP", False), ("SIGINT", True)],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT-inherited-ignored"])
+def test_a_stop_signal_ends_the_demo_saving_state_log_and_video(signum, ignore_sigint, tmp_path):
+    import signal
+
+    import cv2
+
+    rc, out, err, log, record, state = _demo_until(getattr(signal, signum), tmp_path, ignore_sigint)
+    assert "Traceback" not in err, err[-2000:]
+    assert "stopped by Ctrl-C or a stop signal" in out, (rc, out, err[-2000:])  # not the source's end
+    assert "saved learned state" in out and state.is_file(), (rc, out, err[-2000:])
+    with Learner.load("default") as learner:  # the demo's learner
+        learner.load_state(state)
+        assert learner.num_taught > 0
+    lines = log.read_text().splitlines()
+    assert len(lines) > 2 and all(json.loads(line) is not None for line in lines)
+    video = cv2.VideoCapture(str(record))
+    assert video.isOpened() and video.read()[0]
+    video.release()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no stranded temporary files
+
+
+def test_the_containers_stop_with_a_signal_the_demo_saves_on():
+    from edgemeta.runtime.stop_signals import STOP_SIGNALS
+
+    deploy = Path(__file__).resolve().parents[2] / "devices" / "deploy"
+    for dockerfile in sorted(deploy.glob("Dockerfile.*")):
+        lines = [line.split() for line in dockerfile.read_text().splitlines() if line.startswith("STOPSIGNAL")]
+        assert lines, f"{dockerfile.name} sets no STOPSIGNAL"
+        import signal
+
+        assert getattr(signal, lines[-1][1]) in STOP_SIGNALS, dockerfile.name

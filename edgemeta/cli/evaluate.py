@@ -14,7 +14,7 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
     """Evaluate a checkpoint (PyTorch) or an exported learner (the runtime, no torch); print the table
     and write eval.json (and eval.png) into `out_dir`, by default the folder RUN lives in (see `command`)."""
     from edgemeta import EdgemetaError
-    from edgemeta.data.tasks import test_images
+    from edgemeta.data.tasks import meta_test_images
     from edgemeta.evaluation.accuracy import accuracy_by_instance, paper_table
 
     if is_exported(run):
@@ -26,7 +26,7 @@ def run_eval(run, data=None, ways=5, instances=10, episodes=1000, seed=0, device
         runner, out = _checkpoint_runner(run, device, threads)
     if ways > runner.num_classes:
         raise EdgemetaError(f"--ways {ways} exceeds the learner's {runner.num_classes} classes")
-    images, _ = test_images(data, out["dataset"], runner.image_size)
+    images, _ = meta_test_images(data, out["dataset"], runner.image_size)
     result = {**accuracy_by_instance(runner, images, ways, instances, episodes, seed=seed, batch=batch, progress=True),
               **out["result"]}
     click.echo(paper_table(result))

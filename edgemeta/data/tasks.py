@@ -89,16 +89,16 @@ def is_omniglot(data) -> bool:
     root = Path(data).expanduser()
     if has_omniglot(root):
         return True
-    from edgemeta.data.image_folder import is_image_folder
-
-    return not (root.is_dir() and is_image_folder(root))  # neither: Omniglot's loader says what it expected
+    # A folder with sub-folders is meant as an image folder (its reader says what it lacks); anything
+    # else is left to Omniglot's loader, which says what it expected.
+    return not (root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()))
 
 
 def training_task(model_cfg, cfg) -> EpisodeTask:
     return OmniglotTask(model_cfg, cfg) if is_omniglot(cfg.data) else FolderTask(model_cfg, cfg)
 
 
-def test_images(data, dataset: dict | None, size: int) -> tuple[np.ndarray, str]:
+def meta_test_images(data, dataset: dict | None, size: int) -> tuple[np.ndarray, str]:
     """Meta-test images for evaluation -> (classes, images, S, S) and where they come from.
 
     dataset: what the checkpoint or export recorded of its training data (None: Omniglot). An image

@@ -3,11 +3,17 @@ DIR and replaces DIR with renames only after every check passed.
 
 A failure (or Ctrl-C) removes the hidden folder and leaves DIR as it was; a finished export never
 mixes files of two exports. Only a directory that is new, empty or a previous export is replaced,
-so a mistyped --out cannot wipe someone's folder.
+so a mistyped --out cannot wipe someone's folder, and in a previous export only the export's own files
+(those its export.json lists) are replaced: a state file or recordings kept beside them stay.
+
+The swap renames DIR aside (to a hidden `.old`), the new export into place, then moves the other files
+back in. A process that dies in between leaves the `.old` folder, and the next export into DIR finishes
+that swap first (or renames `.old` back when DIR is missing), so nothing is lost.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -23,6 +29,7 @@ from edgemeta.runtime.atomic import default_dir_mode, default_file_mode, fsync_d
 def staged_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty hidden directory; on success it becomes `target` (replacing a previous export)."""
     target = Path(target)
+    _recover(target)
     _check_replaceable(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -64,10 +71,46 @@ def _check_replaceable(target: Path) -> None:
             )
 
 
+def _own_files(export_dir: Path) -> set[str]:
+    """The names a previous export wrote: those its export.json lists, and export.json."""
+    try:
+        files = json.loads((export_dir / contract.EXPORT_REPORT_FILE).read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        files = {}
+    return {contract.EXPORT_REPORT_FILE, *(name for name in files if isinstance(name, str))}
+
+
+def _move_others(old: Path, target: Path) -> None:
+    """Move what `old` holds besides its export into `target` (never over a file of the new export)."""
+    own = _own_files(old)
+    for entry in old.iterdir():
+        if entry.name not in own and not (target / entry.name).exists():
+            os.rename(entry, target / entry.name)
+
+
+def _recover(target: Path) -> None:
+    """Finish a swap a dead process left half done: its `.old` folder goes back into place."""
+    if not target.parent.is_dir():
+        return
+    for old in sorted(target.parent.glob(f".{target.name}.*.old")):
+        try:
+            if not target.exists():
+                os.rename(old, target)
+                continue
+            _move_others(old, target)
+            shutil.rmtree(old)
+        except OSError as e:
+            raise EdgemetaError(f"cannot finish the earlier export into {target} (its previous contents are in {old}): "
+                                f"{e.strerror or e}") from None
+
+
 def _swap_in(tmp: Path, target: Path) -> None:
     mode = target.stat().st_mode if target.is_dir() else default_dir_mode()
     os.chmod(tmp, mode & 0o7777)  # mkdtemp made it private; it becomes the user's directory
     if target.is_dir():
+        clash = [e.name for e in target.iterdir() if e.name not in _own_files(target) and (tmp / e.name).exists()]
+        if clash:
+            raise EdgemetaError(f"--out {target} holds {', '.join(clash)}, which the export writes too; move it away first")
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         os.rmdir(old)  # only the unique name is wanted
         os.rename(target, old)
@@ -76,6 +119,8 @@ def _swap_in(tmp: Path, target: Path) -> None:
         except OSError:
             os.rename(old, target)
             raise
+        fsync_dir(target.parent)
+        _move_others(old, target)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, target)

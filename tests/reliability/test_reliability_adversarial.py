@@ -418,3 +418,56 @@ def test_the_containers_stop_with_a_signal_the_demo_saves_on():
         import signal
 
         assert getattr(signal, lines[-1][1]) in STOP_SIGNALS, dockerfile.name
+
+
+# --- 4. re-export: the other files of --out stay, and a swap cut short is finished ------------------------
+
+def _fake_export(tmp: Path, version: str) -> None:
+    (tmp / "learner.onnx").write_text(version)
+    (tmp / "export.json").write_text(json.dumps({"files": {"learner.onnx": {}}}))
+
+
+def test_re_export_keeps_the_other_files_of_out(tmp_path):
+    from edgemeta.export.staging import staged_directory
+
+    out = tmp_path / "out"
+    with staged_directory(out) as tmp:
+        _fake_export(tmp, "v1")
+    (out / "state.npz").write_text("what the device learned")
+    (out / "recordings").mkdir()
+    (out / "recordings" / "a.mp4").write_text("video")
+    with staged_directory(out) as tmp:
+        _fake_export(tmp, "v2")
+    assert (out / "learner.onnx").read_text() == "v2"
+    assert (out / "state.npz").read_text() == "what the device learned"
+    assert (out / "recordings" / "a.mp4").read_text() == "video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("died_after", ["the first rename", "the second rename"])
+def test_an_export_that_died_mid_swap_is_recovered_by_the_next(died_after, tmp_path, monkeypatch):
+    from edgemeta.export import staging
+    from edgemeta.export.staging import staged_directory
+
+    out = tmp_path / "out"
+    with staged_directory(out) as tmp:
+        _fake_export(tmp, "v1")
+    (out / "state.npz").write_text("learned")
+    real_rename, calls = os.rename, []
+
+    def dies(src, dst):
+        calls.append(src)
+        if len(calls) == (1 if died_after == "the first rename" else 2):
+            real_rename(src, dst)
+            raise SystemExit("killed")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(staging.os, "rename", dies)
+    with pytest.raises(SystemExit), staged_directory(out) as tmp:
+        _fake_export(tmp, "v2")
+    monkeypatch.setattr(staging.os, "rename", real_rename)
+    with staged_directory(out) as tmp:
+        _fake_export(tmp, "v3")
+    assert (out / "learner.onnx").read_text() == "v3"
+    assert (out / "state.npz").read_text() == "learned"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

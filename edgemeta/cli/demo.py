@@ -80,9 +80,11 @@ def _run(model, source, device, backend, headless, script, log, record, state, s
 
         kwargs = profile.learner_kwargs(onnxruntime.get_available_providers())
     path = resolve_model(model)
+    state_path = Path(state) if state else (profile.state_file if profile is not None else None)
+    _check_outputs_are_not_inputs({"--log": log, "--record": record},
+                                  {"--source": uri, "--script": script, "--model": path, "--state": state_path})
     learner = Learner.load(path, backend=backend, **kwargs)
     events = load_events(script, learner.num_classes) if script else None
-    state_path = Path(state) if state else (profile.state_file if profile is not None else None)
     if state_path is not None:
         _check_state_path(state_path)
     if state_path is not None and state_path.exists():
@@ -113,6 +115,27 @@ def _run(model, source, device, backend, headless, script, log, record, state, s
             if state_path is not None:  # saved even when the run ends in an error: nothing learned is lost
                 learner.save_state(state_path)
                 click.echo(f"saved learned state to {state_path}")
+
+
+def _check_outputs_are_not_inputs(outputs: dict, inputs: dict) -> None:
+    """Refuse an output that would replace one of this command's inputs (or another output), links resolved:
+    the input would be lost the moment the output is published."""
+    from edgemeta import EdgemetaError
+
+    seen: dict[Path, str] = {}
+    for flag, value in inputs.items():
+        if value and "://" not in str(value):
+            seen.setdefault(Path(value).expanduser().resolve(), flag)
+    for flag, value in outputs.items():
+        if not value:
+            continue
+        target = Path(value).expanduser().resolve()
+        if target in seen:
+            raise EdgemetaError(f"{flag} {value} is also {seen[target]}: writing it would replace that file; "
+                                "pass another path")
+        if target.name == "metrics.jsonl" and (target.parent / "last.pt").exists():
+            raise EdgemetaError(f"{flag} {value} is a training run's metrics; pass another path")
+        seen[target] = flag
 
 
 def _check_state_path(path: Path) -> None:

@@ -471,3 +471,31 @@ def test_an_export_that_died_mid_swap_is_recovered_by_the_next(died_after, tmp_p
     assert (out / "learner.onnx").read_text() == "v3"
     assert (out / "state.npz").read_text() == "learned"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# --- 5. an output that is also an input -------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["record onto source", "log onto script", "log onto state", "log via a link onto state",
+                                  "log onto a run's metrics", "log onto record"])
+def test_an_output_that_is_also_an_input_is_refused(case, tmp_path, capsys):
+    from edgemeta.cli import main
+
+    video, script, state = tmp_path / "in.mp4", tmp_path / "events.txt", tmp_path / "state.npz"
+    video.write_bytes(b"the only copy")
+    script.write_text("0 0\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"x")
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    (tmp_path / "link.npz").symlink_to(state)
+    argv = {"record onto source": ["--source", str(video), "--record", str(video)],
+            "log onto script": ["--source", str(video), "--script", str(script), "--log", str(script)],
+            "log onto state": ["--state", str(state), "--log", str(state)],
+            "log via a link onto state": ["--state", str(state), "--log", str(tmp_path / "link.npz")],
+            "log onto a run's metrics": ["--log", str(run / "metrics.jsonl")],
+            "log onto record": ["--log", str(tmp_path / "o.mp4"), "--record", str(tmp_path / "o.mp4")]}[case]
+    before = {p: p.read_bytes() for p in (video, script, run / "metrics.jsonl")}
+    assert main(["demo", "--headless", "--max-frames", "3", *argv]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and ("replace" in err or "metrics" in err), err
+    assert {p: p.read_bytes() for p in before} == before

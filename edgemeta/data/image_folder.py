@@ -153,7 +153,7 @@ class ImageFolder:
 
     def describe(self) -> dict:
         """What a checkpoint records of the data set: enough for `eval` to refuse a changed folder."""
-        return {"kind": KIND, "root": str(self.root), "layout": self.layout, "classes": len(self.classes),
+        return {"kind": KIND, "root": str(self.root.resolve()), "layout": self.layout, "classes": len(self.classes),
                 "class_hash": self.class_hash, "images_per_class": min(self.counts), "split": self.split()}
 
 

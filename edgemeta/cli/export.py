@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgemeta.cli.options import data_option
+from edgemeta.cli.options import folder_data_option
 
 
 @click.command()
@@ -21,7 +21,7 @@ from edgemeta.cli.options import data_option
               help="learner.onnx --trt: the batch the device runs, which the engine is tuned for (the demo runs 1).")
 @click.option("--device", "device_name", default=None,
               help="learner.onnx --trt: a device profile (edgemeta devices); its trt_workspace_mb sizes the builder workspace.")
-@data_option
+@folder_data_option
 def command(checkpoint, out, trt, fp16, int8, max_batch, batch, device_name, data):
     """Export CHECKPOINT (a run directory or .pt) to DIR/learner.onnx with explicit state, check it
     (onnx.checker, TensorRT readiness, parity with PyTorch over whole episodes) and write a model card.

@@ -3,13 +3,16 @@
 Every check returns a Check (OK, WARN or FAIL). FAIL means the demo cannot run as the profile says
 (a required package missing, the state folder not writable, the disk full); WARN means it runs with less
 (no GPU: the CPU provider takes over; no camera or display: the headless demo with another --source still
-works). Nothing here installs or changes anything, except one temporary file in the state folder.
+works). Nothing here installs or changes anything, except one temporary file in the state folder and the
+native step's library in the user's build cache (compiled as `--backend native` would on first use).
 Torch-free: torch's version comes from package metadata, never from importing it.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import platform
 import re
@@ -65,6 +68,8 @@ def run_checks(profile: Profile, source: str | None = None, root: Path = Path("/
         ("providers", lambda: check_providers(profile)),
         ("tensorrt", lambda: check_tensorrt(profile)),
         ("gpu", lambda: check_gpu(profile, root)),
+        ("power", lambda: check_power(root)),
+        ("native", check_native),
         ("camera", lambda: check_camera(profile, source)),
         ("display", check_display),
         ("data", check_data),
@@ -118,6 +123,19 @@ def nvidia_gpus(root: Path = Path("/")) -> str:
     return ""
 
 
+def jetpack_below_floor(release: str) -> str:
+    """Why a Jetson's JetPack cannot run edgemeta's GPU path ('' when it can, or when not a Jetson).
+
+    JetPack 5 (L4T r34/r35) ships Python 3.8, and its TensorRT bindings and onnxruntime-gpu wheels are built for
+    that Python only; edgemeta needs Python >= 3.10 (requires-python), so no Orin profile applies there.
+    """
+    m = re.match(r"R(\d+)", release)
+    if m and int(m.group(1)) in (34, 35):
+        return (f"JetPack 5 (L4T {release}) ships Python 3.8, below edgemeta's requires-python >= "
+                f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}, and its TensorRT and onnxruntime-gpu are built for that Python only")
+    return ""
+
+
 def detect_profile(root: Path = Path("/"), machine: str | None = None) -> tuple:
     """(profile name, why) for this machine: the board's model name first, then the architecture and GPU."""
     model = board_model(root)
@@ -127,6 +145,9 @@ def detect_profile(root: Path = Path("/"), machine: str | None = None) -> tuple:
     release = l4t_release(root)
     if "jetson" in low or release:
         what = model or f"Jetson, L4T {release}"
+        below = jetpack_below_floor(release)
+        if below:  # not an Orin profile: its TensorRT and CUDA providers cannot load from a Python >= 3.10 here
+            return "arm64-cpu", f"{what}: {below}; CPU only (JetPack 6 brings the GPU path to Orin boards)"
         if "agx orin" in low:
             return "jetson-agx-orin", what
         if "orin" in low:
@@ -149,6 +170,11 @@ def check_machine(profile: Profile, root: Path = Path("/")) -> Check:
     board = board_model(root) or f"host {platform.node()}"
     release = l4t_release(root)
     detail = f"{board}, {arch}, {cores} cores" + (f", L4T {release}" if release else "")
+    below = jetpack_below_floor(release)
+    if below:
+        return Check("machine", WARN, f"{detail}; {below}",
+                     "flash JetPack 6 (Orin boards) for TensorRT and CUDA; meanwhile run edgemeta on the CPU from a "
+                     "Python >= 3.10 (a container such as python:3.11-slim) with --device arm64-cpu")
     if arch != profile.arch:
         return Check("machine", WARN, f"{detail}; profile {profile.name} is for {profile.arch}",
                      "pick this machine's profile: edgemeta doctor without --device detects it; edgemeta devices lists them")
@@ -215,27 +241,110 @@ def short_provider(name: str) -> str:
 
 
 def check_providers(profile: Profile) -> Check:
+    """The providers a session really gets: a tiny model opened (and run) with the profile's providers."""
     try:
         import onnxruntime as ort
 
         offered = ort.get_available_providers()
     except Exception as e:
         return Check("providers", FAIL, f"onnxruntime unusable: {_first_line(e)}", "reinstall onnxruntime")
-    use = profile.available_providers(offered)
-    missing = [p for p in profile.providers if p not in use]
-    detail = f"will use {' > '.join(short_provider(p) for p in use)}"
-    if not missing:
+    requested = profile.available_providers(offered)
+    got, error, messages = probe_session(ort, requested)
+    if got is None:
+        return Check("providers", FAIL, f"a one-node session with {' > '.join(short_provider(p) for p in requested)} "
+                     f"failed: {error}", "reinstall onnxruntime (pip install --force-reinstall onnxruntime)")
+    detail = f"a test session ran on {' > '.join(short_provider(p) for p in got)}"
+    not_loaded = [p for p in requested if p not in got]
+    not_built = [p for p in profile.providers if p not in offered and p != CPU]
+    if not not_loaded and not not_built:
         return Check("providers", OK, detail)
-    detail += f"; this onnxruntime lacks {', '.join(short_provider(p) for p in missing)} (has {', '.join(short_provider(p) for p in offered)})"
-    if any(p in (TRT, CUDA) for p in missing):
+    if not_loaded:
+        why = _provider_message(messages, not_loaded)
+        detail += (f"; {', '.join(short_provider(p) for p in not_loaded)} compiled into this onnxruntime but did not "
+                   f"load" + (f" ({why})" if why else ""))
+    if not_built:
+        detail += f"; this onnxruntime lacks {', '.join(short_provider(p) for p in not_built)} (has {', '.join(short_provider(p) for p in offered)})"
+    return Check("providers", WARN, detail, _providers_fix(profile, not_built, not_loaded))
+
+
+def _providers_fix(profile: Profile, not_built: list, not_loaded: list) -> str:
+    if not_built and any(p in (TRT, CUDA) for p in not_built):
         if profile.arch == "aarch64":
-            fix = ("install NVIDIA's onnxruntime-gpu for your JetPack: pip uninstall -y onnxruntime && "
-                   f"pip install onnxruntime-gpu --index-url {JETSON_ORT_INDEX} (JetPack 6; see devices/README.md)")
-        else:
-            fix = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (CUDA 12, cuDNN 9)"
-    else:
-        fix = f"install an onnxruntime build with {', '.join(missing)}, or remove it from the profile"
-    return Check("providers", WARN, detail, fix)
+            return ("install NVIDIA's onnxruntime-gpu for your JetPack: pip uninstall -y onnxruntime && "
+                    f"pip install onnxruntime-gpu --index-url {JETSON_ORT_INDEX} (JetPack 6; see devices/README.md)")
+        return "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (CUDA 12, cuDNN 9)"
+    if not_built:
+        return f"install an onnxruntime build with {', '.join(not_built)}, or remove it from the profile"
+    if TRT in not_loaded:
+        return ("TensorRT's libraries (libnvinfer) must be found: pip install 'edgemeta[trt]', or on a Jetson "
+                "sudo apt install nvidia-jetpack; the CUDA provider runs meanwhile")
+    return "install the CUDA 12 and cuDNN 9 libraries this onnxruntime-gpu was built for (nvidia-smi must list the GPU)"
+
+
+def probe_session(ort, providers: list) -> tuple:
+    """(providers the session got, or None; the error if it could not open or run; what onnxruntime printed).
+
+    Providers get only their device: the profile's engine cache and precision options would write engines
+    for the probe into the state folder. What onnxruntime prints while it falls back (its C++ log on stderr,
+    its Python fallback notice on stdout) is captured, so `doctor --json` stays JSON, and kept for the detail.
+    """
+    import numpy as np
+
+    from edgemeta.devices.probe_model import INPUT, WIDTH, probe_model_bytes
+
+    entries = [(p, {"device_id": 0}) if p in (TRT, CUDA) else p for p in providers]
+    x = np.linspace(-1, 1, WIDTH, dtype=np.float32).reshape(1, WIDTH)
+    with _captured_output() as printed:
+        try:
+            options = ort.SessionOptions()
+            options.log_severity_level = 2  # warnings: a provider that fails to load says why at this level
+            session = ort.InferenceSession(probe_model_bytes(), options, providers=entries)
+            (y,) = session.run(None, {INPUT: x})
+            got, error = list(session.get_providers()), None
+            if not np.array_equal(np.asarray(y), np.maximum(x, 0)):
+                got, error = None, "it ran, but Relu came out wrong"
+        except Exception as e:
+            got, error = None, _first_line(e)
+    return got, error, printed.text
+
+
+def _provider_message(text: str, providers: list) -> str:
+    """The line onnxruntime printed about why one of `providers` did not load, shortened; '' if none."""
+    names = [p for p in providers] + [short_provider(p) for p in providers] + ["libnvinfer", "libcudnn", "libcublas", "libcudart"]
+    for line in text.splitlines():
+        if any(n in line for n in names) and ("rror" in line or "ail" in line or "cannot" in line or "not found" in line):
+            line = re.sub(r"^\S+ \S+ \[[A-Z]\S*\] ", "", line.strip())  # onnxruntime's timestamp/severity prefix
+            return line if len(line) <= 200 else line[:197] + "..."
+    return ""
+
+
+class _Printed:
+    text = ""
+
+
+@contextlib.contextmanager
+def _captured_output():
+    """Redirect file descriptors 1 and 2 (C++ logs and Python prints alike) into a temporary file."""
+    printed = _Printed()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    out = io.StringIO()  # Python-level prints, when sys.stdout is not file descriptor 1 (pytest, click's runner)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(out):
+                yield printed
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            printed.text = sink.read().decode(errors="replace") + out.getvalue()
 
 
 def check_tensorrt(profile: Profile) -> Check:
@@ -273,6 +382,77 @@ def check_gpu(profile: Profile, root: Path = Path("/")) -> Check:
     fix = ("on a Jetson run on the host or with docker run --runtime nvidia" if profile.arch == "aarch64"
            else "install the NVIDIA driver (nvidia-smi must list the GPU); in Docker add --gpus all")
     return Check("gpu", WARN, "no NVIDIA GPU visible (no nvidia-smi GPU, no /dev/nvidia0, not a Jetson): the CPU provider takes over", fix)
+
+
+# --- Jetson power and the native kernel ---------------------------------------------------------------
+
+
+def check_power(root: Path = Path("/")) -> Check:
+    """A Jetson's power mode (`nvpmodel -q`) and clocks (`jetson_clocks --show`), where those tools exist."""
+    nvpmodel, clocks = shutil.which("nvpmodel"), shutil.which("jetson_clocks")
+    if not (nvpmodel or clocks):
+        if l4t_release(root):
+            return Check("power", WARN, "a Jetson, but nvpmodel and jetson_clocks are not on PATH: power mode unknown",
+                         "sudo apt install nvidia-l4t-tools (in a container: run edgemeta doctor on the host)")
+        return Check("power", OK, "not a Jetson (no nvpmodel): nothing to report")
+    parts = []
+    if nvpmodel:
+        out, error = _run_tool([nvpmodel, "-q"])
+        mode = re.search(r"NV Power Mode:\s*(.+)", out)
+        number = re.search(r"^\s*(\d+)\s*$", out, re.MULTILINE)
+        parts.append(f"power mode {mode.group(1).strip()}" + (f" (nvpmodel -m {number.group(1)})" if number else "")
+                     if mode else f"nvpmodel -q: {error or 'no power mode in its output'}")
+    if clocks:
+        out, error = _run_tool([clocks, "--show"])
+        summary = _clock_summary(out)
+        parts.append(f"clocks {summary}" if summary else f"jetson_clocks --show: {error or 'no clocks in its output'} "
+                     "(it needs root: sudo edgemeta doctor shows them)")
+    return Check("power", OK, "; ".join(parts))
+
+
+def _clock_summary(text: str) -> str:
+    """'CPU 1510/1510 MHz, GPU 306/625 MHz, EMC 2133/2133 MHz' (current/max) from `jetson_clocks --show`."""
+    found = []
+    cpu = re.search(r"^cpu0:.*?MaxFreq=(\d+).*?CurrentFreq=(\d+)", text, re.MULTILINE)
+    if cpu:  # kHz
+        found.append(f"CPU {int(cpu.group(2)) // 1000}/{int(cpu.group(1)) // 1000} MHz")
+    for name in ("GPU", "EMC"):  # Hz
+        m = re.search(rf"^{name} .*?MaxFreq=(\d+).*?CurrentFreq=(\d+)", text, re.MULTILINE)
+        if m:
+            found.append(f"{name} {int(m.group(2)) // 10**6}/{int(m.group(1)) // 10**6} MHz")
+    if found:
+        found[-1] += " (current/max; sudo jetson_clocks holds them at max for steady step times)"
+    return ", ".join(found)
+
+
+def _run_tool(cmd: list) -> tuple:
+    """(stdout, '' or why it failed) of a board tool, bounded in time."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "", _first_line(e)
+    why = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    return done.stdout, why
+
+
+def check_native() -> Check:
+    """Which int8 kernel the native C step runs here (avx2, neon or plain C): the shipped mann learner is
+    loaded on it, compiling the step into the user's build cache as its first use would."""
+    try:
+        from edgemeta.runtime.backends.native.backend import NativeBackend
+        from edgemeta.runtime.learner import resolve_learner
+
+        backend = NativeBackend(resolve_learner("mann"))
+    except Exception as e:  # EdgemetaError: no compiler, a refused cache, ...; the ONNX Runtime backend still runs
+        return Check("native", WARN, f"--backend native unavailable: {_first_line(e)}",
+                     "install a C compiler (sudo apt install build-essential); ONNX Runtime runs meanwhile")
+    kernel = backend.kernel
+    backend.close()
+    expected = {"x86_64": "avx2", "aarch64": "neon"}.get(machine_arch())
+    detail = f"--backend native runs the {kernel} int8 kernel"
+    if expected and kernel != expected:
+        detail += f" (this CPU or compiler offers no {expected})"
+    return Check("native", OK, detail)
 
 
 # --- camera and display -----------------------------------------------------------------------------

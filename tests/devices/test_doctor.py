@@ -5,6 +5,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_doctor_on_this_machine_warns_about_missing_gpu_and_tensorrt(capsys):
     rc, report, checks = doctor_json(capsys, "--device", "x86-cuda")
     assert report["profile"] == "x86-cuda"
     expected = {"machine", "python", "numpy", "onnxruntime", "opencv", "torch", "providers", "tensorrt", "gpu",
-                "camera", "display", "data", "state dir", "disk"}
+                "power", "native", "camera", "display", "data", "state dir", "disk"}
     assert set(checks) == expected
     assert all(c["status"] in ("OK", "WARN", "FAIL") for c in checks.values())
     if not HAS_GPU:
@@ -58,8 +59,8 @@ def test_doctor_table_names_every_check_with_a_fix_for_warnings(capsys):
     rc = main(["doctor", "--device", "x86-cpu"])
     out = capsys.readouterr().out
     assert out.startswith("edgemeta doctor: profile x86-cpu (from --device)")
-    for row in ("python", "numpy", "onnxruntime", "opencv", "providers", "tensorrt", "gpu", "camera", "display",
-                "data", "state dir", "disk"):
+    for row in ("python", "numpy", "onnxruntime", "opencv", "providers", "tensorrt", "gpu", "power", "native", "camera",
+                "display", "data", "state dir", "disk"):
         assert f"\n{row} " in out
     warned = [line for line in out.splitlines() if line.split()[1:2] == ["WARN"]]
     assert out.count("fix: ") >= len(warned)
@@ -236,3 +237,125 @@ def test_tensorrt_outside_the_supported_window_warns(monkeypatch, version, ok):
     assert (check.status == dc.OK) == ok, check
     if not ok:
         assert "tensorrt-cu12>=8.6,<11" in check.fix
+
+
+# --- providers: what a session really gets --------------------------------------------------------------
+
+
+class _SessionGetting:
+    """An InferenceSession stand-in that loads only `loads` of the providers asked for, printing (as
+    onnxruntime does, on file descriptor 2) why the others failed."""
+
+    def __init__(self, loads):
+        import onnxruntime as ort
+
+        self.loads = loads
+        self.real_session = ort.InferenceSession
+
+    def __call__(self, model, options=None, providers=()):
+        names = [p[0] if isinstance(p, tuple) else p for p in providers]
+        for name in names:
+            if name not in self.loads:
+                os.write(2, f"2025-01-01 00:00:00.0 [E:onnxruntime:Default, provider_bridge_ort.cc:1862] Failed to load "
+                            f"library libonnxruntime_providers_tensorrt.so with error: libnvinfer.so.10: cannot open "
+                            f"shared object file ({name})\n".encode())
+        real = self.real_session(model, options, providers=["CPUExecutionProvider"])
+        got = [n for n in names if n in self.loads]
+        real.get_providers = lambda: got
+        return real
+
+
+def test_providers_are_what_a_session_got_not_what_was_compiled_in(monkeypatch):
+    import onnxruntime as ort
+
+    everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: everything)
+    monkeypatch.setattr(ort, "InferenceSession", _SessionGetting({"CUDAExecutionProvider", "CPUExecutionProvider"}))
+    check = dc.check_providers(load_profile("x86-cuda"))
+    assert check.status == "WARN", check
+    assert check.detail.startswith("a test session ran on CUDA > CPU")
+    assert "TensorRT compiled into this onnxruntime but did not load" in check.detail
+    assert "libnvinfer.so.10: cannot open shared object file" in check.detail  # onnxruntime's own reason, captured
+    assert "libnvinfer" in check.fix and "edgemeta[trt]" in check.fix
+    monkeypatch.setattr(ort, "InferenceSession", _SessionGetting(set(everything)))
+    assert dc.check_providers(load_profile("x86-cuda")) == dc.Check("providers", "OK", "a test session ran on TensorRT > CUDA > CPU")
+
+
+def test_provider_probe_opens_and_runs_a_real_session_quietly(capfd):
+    import onnxruntime as ort
+
+    got, error, printed = dc.probe_session(ort, ["CPUExecutionProvider"])
+    assert (got, error) == (["CPUExecutionProvider"], None)
+    assert capfd.readouterr() == ("", "")  # nothing leaks into doctor's table or --json
+    check = dc.check_providers(load_profile("x86-cpu"))
+    assert check.status == "OK" and check.detail == "a test session ran on CPU"
+
+
+def test_probe_model_is_valid_onnx():
+    onnx = pytest.importorskip("onnx")
+    from edgemeta.devices.probe_model import probe_model_bytes
+
+    model = onnx.load_from_string(probe_model_bytes())
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == ["Relu"] and model.opset_import[0].version == 13
+
+
+# --- Jetson power mode and clocks, JetPack 5, the native kernel ----------------------------------------------
+
+NVPMODEL_Q = "NV Power Mode: 15W\n0\n"
+JETSON_CLOCKS_SHOW = """SOC family:tegra234  Machine:NVIDIA Jetson Orin Nano Developer Kit
+Online CPUs: 0-5
+cpu0: Online=1 Governor=schedutil MinFreq=115200 MaxFreq=1510400 CurrentFreq=729600 IdleStates: WFI=1 cpuidle=1
+cpu1: Online=1 Governor=schedutil MinFreq=115200 MaxFreq=1510400 CurrentFreq=1510400 IdleStates: WFI=1 cpuidle=1
+GPU MinFreq=306000000 MaxFreq=624750000 CurrentFreq=306000000
+EMC MinFreq=204000000 MaxFreq=2133000000 CurrentFreq=2133000000 FreqOverride=0
+NV Power Mode: 15W
+"""
+
+
+def fake_tools(folder: Path, monkeypatch, **tools) -> None:
+    """Executables on PATH that print the given text (or fail with exit status 1 when the text is None)."""
+    folder.mkdir(exist_ok=True)
+    for name, text in tools.items():
+        script = folder / name
+        body = "echo 'need root' >&2; exit 1" if text is None else f"cat <<'OUT'\n{text}OUT"
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_power_mode_and_clocks_on_a_jetson(tmp_path, monkeypatch):
+    fake_tools(tmp_path / "bin", monkeypatch, nvpmodel=NVPMODEL_Q, jetson_clocks=JETSON_CLOCKS_SHOW)
+    check = dc.check_power(fake_board(tmp_path / "root", "NVIDIA Jetson Orin Nano Developer Kit", "# R36 (release), REVISION: 4.0"))
+    assert check.status == "OK"
+    assert check.detail.startswith("power mode 15W (nvpmodel -m 0); clocks CPU 729/1510 MHz, GPU 306/624 MHz, EMC 2133/2133 MHz")
+
+
+def test_power_without_root_or_tools(tmp_path, monkeypatch):
+    fake_tools(tmp_path / "bin", monkeypatch, nvpmodel=NVPMODEL_Q, jetson_clocks=None)
+    check = dc.check_power(tmp_path)
+    assert check.status == "OK" and "power mode 15W" in check.detail and "needs root" in check.detail
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert dc.check_power(tmp_path).detail.startswith("not a Jetson")
+    jetson = fake_board(tmp_path / "jetson", tegra="# R36 (release), REVISION: 4.0")
+    missing = dc.check_power(jetson)
+    assert missing.status == "WARN" and "nvidia-l4t-tools" in missing.fix
+
+
+@pytest.mark.parametrize("model", ["Jetson AGX Orin Developer Kit", "NVIDIA Jetson Xavier NX Developer Kit", ""])
+def test_jetpack_5_is_below_the_python_floor_not_an_orin_profile(tmp_path, model):
+    root = fake_board(tmp_path, model, "# R35 (release), REVISION: 4.1, GCID: 33958178")
+    name, why = dc.detect_profile(root, "aarch64")
+    assert name == "arm64-cpu" and "JetPack 5 (L4T R35.4.1)" in why and "requires-python >= 3.10" in why
+    check = dc.check_machine(load_profile("jetson-agx-orin"), root)
+    assert check.status == "WARN" and "Python 3.8" in check.detail and "JetPack 6" in check.fix
+
+
+def test_native_row_names_the_kernel_that_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEMETA_CACHE", str(tmp_path / "cache"))
+    check = dc.check_native()
+    if shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"):
+        assert check.status == "OK" and re.search(r"runs the (avx2|neon|plain C) int8 kernel", check.detail), check
+    monkeypatch.setenv("EDGEMETA_CC", "no-such-compiler")
+    missing = dc.check_native()
+    assert missing.status == "WARN" and "C compiler" in missing.detail and "build-essential" in missing.fix

@@ -17,6 +17,10 @@ DEFAULT_SOURCE = "synthetic://omniglot"
 @click.option("--source", default=None, metavar="URI",
               help="0, /dev/videoN, csi://0, file://clip.mp4, a folder of images, rtsp://..., synthetic://omniglot?... "
                    f"[the --device profile's camera, else {DEFAULT_SOURCE}]")
+@click.option("--input-flip", default="none", show_default=True, metavar="FLIP",
+              type=click.Choice(["none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "upper-right-diagonal",
+                                 "vertical", "upper-left-diagonal"]),
+              help="Turn a csi:// camera's frames in its pipeline (jetson-inference's names), e.g. rotate-180.")
 @click.option("--device", "device", default=None, metavar="PROFILE",
               help="A device profile (name or .toml): providers, threads, camera, state folder.")
 @click.option("--backend", type=click.Choice(["auto", "ort", "trt", "native"]), default="auto", show_default=True,
@@ -38,7 +42,7 @@ DEFAULT_SOURCE = "synthetic://omniglot"
 @click.option("--novelty-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Say '?' when the learner's novelty output is above this (learners with a novelty head).")
 @data_option
-def command(model, source, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
+def command(model, source, input_flip, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
             threshold, novelty_threshold, data):
     """Show symbols to a camera and teach them with keys 1-9, 0; it names what it sees from then on.
 
@@ -48,11 +52,11 @@ def command(model, source, device, backend, headless, script, log, record, state
     from edgemeta.runtime.stop_signals import stop_signals_interrupt
 
     with stop_signals_interrupt():  # SIGTERM and SIGHUP end a session as Ctrl-C does: what was learned is saved
-        _run(model, source, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
+        _run(model, source, input_flip, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
              threshold, novelty_threshold, data)
 
 
-def _run(model, source, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
+def _run(model, source, input_flip, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
          threshold, novelty_threshold, data):
     from edgemeta import EdgemetaError
     from edgemeta.devices.profiles import load_profile
@@ -73,7 +77,7 @@ def _run(model, source, device, backend, headless, script, log, record, state, s
 
         check_display()
     uri = source or (profile.camera if profile is not None else DEFAULT_SOURCE)
-    spec = parse_uri(uri)  # a mistyped source fails before the model loads
+    spec = parse_uri(uri, flip=input_flip)  # a mistyped source fails before the model loads
     kwargs = {}
     if profile is not None and backend != "native":  # a profile's providers are ONNX Runtime's
         import onnxruntime
@@ -98,7 +102,7 @@ def _run(model, source, device, backend, headless, script, log, record, state, s
     configure_opencv()
     core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
     # Decoding and preprocessing run in the feed's capture thread, the learner and the overlay in this one.
-    video = VideoSource(uri, open_backend=open_backend, **size)
+    video = VideoSource(uri, open_backend=open_backend, flip=input_flip, **size)
     with FrameFeed(video, core.prepare, background=True) as feed:
         click.echo(f"model {learner.path.name}: {learner.num_classes} classes, {learner.input_size}x{learner.input_size} input; "
                    f"source {uri}")

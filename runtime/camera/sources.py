@@ -2,7 +2,7 @@
 
 The grammar is jetson-inference's, which Jetson users already know:
 
-  0, 1, /dev/video0, v4l2:///dev/video0   a V4L2 camera
+  0, 1, /dev/video0, v4l2:///dev/video0   a V4L2 camera (on a Jetson a bare 0 is csi://0, as there)
   csi://0                                 a MIPI CSI camera through GStreamer's nvarguscamerasrc (Jetson)
   file://clip.mp4, clip.mp4               a video file
   file://frames/, frames/                 a folder of images, read in natural sort order (or one image)
@@ -32,6 +32,12 @@ from edgemeta import EdgemetaError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 SCHEMES = ("v4l2", "csi", "file", "rtsp", "synthetic")
+# jetson-inference's --input-flip names, in nvvidconv's flip-method order (0-7).
+FLIPS = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal", "upper-right-diagonal", "vertical",
+         "upper-left-diagonal")
+# Present on every Jetson (L4T). There /dev/video0 is the CSI sensor's raw Bayer node, which OpenCV cannot use,
+# so a bare camera index means the CSI camera through the ISP, as in jetson-inference.
+L4T_RELEASE_FILE = Path("/etc/nv_tegra_release")
 _URI_HELP = (
     "use a camera index (0), /dev/videoN, csi://N, file://PATH or a path to a video or a folder of images, "
     "rtsp://HOST/PATH, or synthetic://omniglot"
@@ -50,14 +56,32 @@ class SourceSpec:
     params: dict = field(default_factory=dict)  # synthetic:// query parameters
 
 
-def parse_uri(uri: str | int, width: int = 1280, height: int = 720, fps: int = 30) -> SourceSpec:
+def parse_uri(uri: str | int, width: int = 1280, height: int = 720, fps: int = 30, flip: str = "none") -> SourceSpec:
     """Turn a source URI into a SourceSpec without opening anything (so it is testable anywhere).
 
     width/height/fps shape the csi:// pipeline (the sensor mode) and are requested from V4L2 cameras.
+    flip (one of FLIPS) turns a csi:// camera's frames in its pipeline; other sources refuse it.
     """
     text = str(uri).strip()
     if not text:
         raise EdgemetaError(f"empty video source: {_URI_HELP}")
+    if flip not in FLIPS:
+        raise EdgemetaError(f"unknown flip {flip!r}; valid: {', '.join(FLIPS)}")
+    if text.isdigit() and on_l4t():
+        text = f"csi://{text}"
+    spec = _parse(text, width, height, fps, flip)
+    if flip != "none" and spec.kind != "csi":
+        raise EdgemetaError(f"--input-flip applies to csi:// cameras (nvvidconv turns their frames); {text!r} is a "
+                            f"{spec.kind} source")
+    return spec
+
+
+def on_l4t() -> bool:
+    """True on a Jetson (NVIDIA's L4T), where camera index N means csi://N."""
+    return L4T_RELEASE_FILE.exists()
+
+
+def _parse(text: str, width: int, height: int, fps: int, flip: str) -> SourceSpec:
     if text.isdigit():
         return SourceSpec("v4l2", text, int(text), cv2.CAP_V4L2, live=True)
     if re.fullmatch(r"/dev/video\d+", text):
@@ -77,7 +101,7 @@ def parse_uri(uri: str | int, width: int = 1280, height: int = 720, fps: int = 3
         sensor = parts.netloc or parts.path.strip("/")
         if not sensor.isdigit():
             raise EdgemetaError(f"{text!r}: expected csi://N with N the sensor id, e.g. csi://0")
-        pipeline = csi_pipeline(int(sensor), width, height, fps)
+        pipeline = csi_pipeline(int(sensor), width, height, fps, FLIPS.index(flip))
         return SourceSpec("csi", text, pipeline, cv2.CAP_GSTREAMER, live=True)
     if scheme == "file":
         # file:///abs/path and file://relative/path (jetson-inference accepts both)
@@ -94,6 +118,7 @@ def parse_uri(uri: str | int, width: int = 1280, height: int = 720, fps: int = 3
 def csi_pipeline(sensor: int, width: int, height: int, fps: int, flip: int = 0) -> str:
     """The GStreamer pipeline for a Jetson CSI camera, ending in BGR frames for OpenCV's appsink.
 
+    flip is nvvidconv's flip-method (FLIPS.index(name)): a camera mounted upside down is rotate-180 (2).
     nvarguscamerasrc delivers NV12 in NVMM (GPU) memory; nvvidconv copies it out as BGRx and
     videoconvert drops the x. drop=1/max-buffers=1: the demo wants the newest frame, not a backlog.
     """
@@ -257,6 +282,7 @@ class VideoSource:
         width: int | None = None,
         height: int | None = None,
         fps: int = 30,
+        flip: str = "none",
         timeout_ms: int = 5000,
         reconnect_tries: int = 5,
         backoff_s: float = 0.5,
@@ -264,7 +290,7 @@ class VideoSource:
         open_backend: Callable[[SourceSpec], object] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.spec = parse_uri(uri, width or 1280, height or 720, fps)
+        self.spec = parse_uri(uri, width or 1280, height or 720, fps, flip)
         self.uri = self.spec.uri
         self.reconnect_tries = reconnect_tries
         self.backoff_s = backoff_s

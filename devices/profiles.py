@@ -47,7 +47,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     },
     "runtime": {
         "providers": (list, True), "threads": (int, True), "precision": (str, True),
-        "trt_workspace_mb": (int, False),
+        "trt_workspace_mb": (int, False), "tensorrt": (str, False),
     },
     "runtime.providers": {"name": (str, True), "options": (dict, False)},
     "camera": {"uri": (str, True), "width": (int, True), "height": (int, True), "fps": (int, True)},
@@ -80,6 +80,7 @@ class Profile:
     fps: int
     state_dir: Path  # where learned state (and TensorRT engine caches) live
     trt_workspace_mb: int | None  # TensorRT builder workspace; None when the profile has no TensorRT
+    tensorrt: str | None = None  # the oldest TensorRT the board's stack ships ("8.6"): readiness checks its parser
     reference: dict = field(default_factory=dict)  # learner -> {"measured": bool, ...}
     notes: list = field(default_factory=list)
     source: str = ""  # where the profile came from
@@ -200,6 +201,12 @@ def parse_profile(data: bytes | str, source: str = "<profile>", expect_name: str
         trt = options[providers.index(TRT)]
         trt["trt_fp16_enable"] = runtime["precision"] == "fp16"
         trt["trt_max_workspace_size"] = workspace * 2**20
+        if "tensorrt" not in runtime:
+            v.fail("runtime.tensorrt", f"is required when runtime.providers includes {TRT}: the oldest TensorRT this "
+                   "board may have, e.g. \"8.6\" (export checks the graph against its ONNX parser)", missing=True)
+    tensorrt = runtime.get("tensorrt")
+    if tensorrt is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)*", tensorrt):
+        v.fail("runtime.tensorrt", f"must be a version like \"8.6\" or \"10.3\", got {tensorrt!r}")
 
     camera = doc["camera"]
     v.table(camera, "camera")
@@ -220,7 +227,7 @@ def parse_profile(data: bytes | str, source: str = "<profile>", expect_name: str
         name=name, description=v.nonempty(doc, "description"), arch=doc["arch"], providers=providers,
         provider_options=options, threads=threads, precision=runtime["precision"], camera=camera["uri"],
         resolution=(camera["width"], camera["height"]), fps=camera["fps"], state_dir=state_dir,
-        trt_workspace_mb=workspace if TRT in providers else None, reference={k: dict(r) for k, r in reference.items()},
+        trt_workspace_mb=workspace if TRT in providers else None, tensorrt=tensorrt, reference={k: dict(r) for k, r in reference.items()},
         notes=list(notes), source=source,
     )
 

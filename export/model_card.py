@@ -4,6 +4,11 @@ from __future__ import annotations
 import json
 
 ONNX_TYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 9: "bool"}
+INT8_FILE = "learner.int8.onnx"
+# export/int8.py's MatMulInteger and DynamicQuantizeLinear are in no TensorRT's ONNX parser (export/trt_ready.py).
+INT8_NOT_FOR_TENSORRT = (f"`{INT8_FILE}` is for ONNX Runtime on CPUs only, not for TensorRT: its MatMulInteger and "
+                         "DynamicQuantizeLinear ops are not in TensorRT's ONNX parser, so edgemeta never hands it to "
+                         "TensorRT (`edgemeta export learner.onnx --trt` and the trt backend take `learner.onnx`)")
 MEANING = {
     "image": "input image, ink = 1.0, paper = 0.0 (pinned preprocessing)",
     "prev_label": "one-hot label of the previous committed step; zeros when there is none",
@@ -49,10 +54,14 @@ def render(meta: dict, model, report: dict) -> str:
     ]
     lines += [f"| `{n}` | {d} | {s} | {t} | {m} |" for n, d, s, t, m in io_table(model)]
     lines += ["", "## Files", ""]
-    lines += [f"- `{name}` ({info['bytes']:,} bytes, sha256 `{info['sha256'][:16]}...`)" for name, info in report["files"].items()]
+    lines += [f"- `{name}` ({info['bytes']:,} bytes, sha256 `{info['sha256'][:16]}...`)"
+              + (" (ONNX Runtime on CPUs only; not for TensorRT)" if name == INT8_FILE else "")
+              for name, info in report["files"].items()]
     lines += ["", "## Parity with PyTorch", ""]
     lines += [f"- {line}" for line in report["parity_lines"]]
     lines += ["", "## TensorRT readiness", "", f"- {report['readiness_line']}"]
+    if INT8_FILE in report["files"]:
+        lines += [f"- {INT8_NOT_FOR_TENSORRT}"]
     lines += ["", "## Evaluation", ""] + _eval_lines(meta.get("eval") or {})
     lines += ["", "## Configuration", "", "```"]
     lines += [f"{part}: {json.dumps(cfg, sort_keys=True)}" for part, cfg in meta["config"].items()] + ["```", ""]

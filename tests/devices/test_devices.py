@@ -24,6 +24,7 @@ state_dir = "{state}"
 threads = 2
 precision = "fp16"
 trt_workspace_mb = 64
+tensorrt = "8.6"
 
 [[runtime.providers]]
 name = "TensorrtExecutionProvider"
@@ -133,6 +134,8 @@ BROKEN = [
     (('name = "CPUExecutionProvider"', 'name = "CPU"'), "runtime.providers[1].name", "provider name"),
     (('[[runtime.providers]]\nname = "CPUExecutionProvider"\n', ""), "runtime.providers", f"must end with {CPU}"),
     (("trt_workspace_mb = 64\n", ""), "runtime.trt_workspace_mb", "missing required key"),
+    (('tensorrt = "8.6"\n', ""), "runtime.tensorrt", "missing required key"),
+    (('tensorrt = "8.6"', 'tensorrt = "latest"'), "runtime.tensorrt", "must be a version like"),
     (("schema = 1", "schema = 2"), "schema", "reads schema 1"),
     (("[camera]", "[camera\n"), None, "not valid TOML"),
 ]

@@ -122,13 +122,18 @@ def frame_to_input(
     whole = (0, 0, frame.shape[1], frame.shape[0])
     if isinstance(found, str):
         return FrameResult(False, None, None, whole, 0.0, 0.0, f"no character found: {found}")
-    result = read_region(frame, int(size), found, **options)
+    crop, character = found
+    result = read_region(frame, int(size), crop, character=character, **options)
     return replace(result, roi=whole)
 
 
 def read_region(frame, size: int, roi: tuple[int, int, int, int], *, margin: float | None, work_size: int,
-                min_contrast: float, min_ink: float, max_ink: float, normalize_strokes: bool) -> FrameResult:
-    """The character inside `roi` (x, y, w, h, already checked) -> the learner's input, or why there is none."""
+                min_contrast: float, min_ink: float, max_ink: float, normalize_strokes: bool,
+                character: tuple[int, int, int, int] | None = None) -> FrameResult:
+    """The character inside `roi` (x, y, w, h, already checked) -> the learner's input, or why there is none.
+
+    character: where `locate` found the character (frame pixels): ink outside it (a thumb's rim, the desk in
+    the crop's corner) is not read."""
     x, y, w, h = roi
     region = to_gray(frame[y : y + h, x : x + w])  # convert the region only: a fraction of the frame
     # Shrink by an integer factor: INTER_AREA is then a plain box average, and fast.
@@ -140,7 +145,12 @@ def read_region(frame, size: int, roi: tuple[int, int, int, int], *, margin: flo
 
     paper, _ = flatten_lighting(region)
     ink_mask, contrast = ink_threshold(paper)
-    ink_mask = _clean(ink_mask)
+    within = None
+    if character is not None:  # in the shrunk region's pixels, with a working pixel of slack for rounding
+        cx, cy, cw, ch = character
+        within = ((cx - x) // factor - 1, (cy - y) // factor - 1, -(-(cx + cw - x) // factor) + 1,
+                  -(-(cy + ch - y) // factor) + 1)
+    ink_mask = _clean(ink_mask, within)
     fraction = float(ink_mask.mean())
 
     def none(reason: str) -> FrameResult:
@@ -177,13 +187,17 @@ def _check_roi(roi, shape) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
-def _clean(ink: np.ndarray) -> np.ndarray:
-    """Keep ink components that are big enough and do not touch the region's border."""
+def _clean(ink: np.ndarray, within: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Keep ink components that are big enough, do not touch the region's border, and meet the box `within`
+    (x0, y0, x1, y1) when one is given."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     h, w = ink.shape
     min_area = max(4, int(0.0005 * h * w))
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     keep = (area >= min_area) & (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    if within is not None:
+        x0, y0, x1, y1 = within
+        keep &= (x < x1) & (x + bw > x0) & (y < y1) & (y + bh > y0)
     keep[0] = False  # label 0 is the background
     if keep[1:].all():
         return ink

@@ -24,13 +24,20 @@ PAPER_SHARE = 0.55  # paper is at least this share of the frame's brightest pape
 NEAR = 0.6  # strokes within this share of the biggest stroke's longer side belong to the same character
 MIN_SIDE = 0.04  # a character's longer side is at least this share of the frame's shorter side
 RIM_SHARE = 0.3  # a stroke cut by the frame's edge meets it along at most this share of its longer side
+DESK_RATIO = 4  # a dark region with more than this many times the ink inside it is the desk, not strokes
+STROKE_SHARE = 5  # strokes are narrower than this share of the character's side (the depth kernel's width)
+DEPTH_SHARE = 0.7  # a stroke of the character cuts at least this share of its biggest stroke's depth into the paper
+WIDTH_RATIO = 1.25  # ... and is at most this many times as wide (plus half a pixel for rounding)
 CROP_MARGIN = 0.3  # the crop reaches this share of the character's longer side beyond its box, on each side
 
 _SQUARE3 = np.ones((3, 3), np.uint8)
 
 
-def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[int, int, int, int] | str:
-    """A gray uint8 frame -> the region around its character (x, y, w, h in frame pixels), or the reason
+Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+
+
+def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[Box, Box] | str:
+    """A gray uint8 frame -> the region to read around its character and the character's own box, or the reason
     there is none (a phrase: "the character is cut by the frame's edge; ...")."""
     H, W = gray.shape
     f = max(1, -(-max(H, W) // COARSE_SIZE))
@@ -63,6 +70,7 @@ def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[int, int, in
     if not paper.all():
         near_edge = cv2.dilate((~paper).astype(np.uint8), _SQUARE3).astype(bool)
         edge[np.unique(labels[near_edge & ink])] = True
+        edge[np.unique(labels[ink & _desk(small, paper, ink, bright)])] = True
     big[0] = False  # label 0 is the background
     cut &= ~edge  # the card's own edge running out of view is no cut character
     kept = big & ~cut & ~edge & ~along
@@ -77,12 +85,13 @@ def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[int, int, in
 
     core = int(np.argmax(np.where(kept, area, 0)))
     box = np.array([x[core], y[core], x[core] + bw[core], y[core] + bh[core]], np.int64)
+    kept &= _same_pen(core, ink, labels, n, small, max(box[2] - box[0], box[3] - box[1]))
     members = np.zeros(n, bool)
     members[core] = True
     for _ in range(2):  # gather nearby strokes, then the strokes near those
         reach = int(np.ceil(NEAR * max(box[2] - box[0], box[3] - box[1])))
         near = big & (x < box[2] + reach) & (x + bw > box[0] - reach) & (y < box[3] + reach) & (y + bh > box[1] - reach)
-        if (near & cut).any():
+        if (near & cut & kept).any():
             return "the character is cut by the frame's edge; move the card into view"
         members |= near & kept
         box = np.array([x[members].min(), y[members].min(), (x + bw)[members].max(), (y + bh)[members].max()])
@@ -93,4 +102,45 @@ def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[int, int, in
     pad = int(CROP_MARGIN * side) + 2 * f
     x0, y0 = max(0, box[0] * f - pad), max(0, box[1] * f - pad)
     x1, y1 = min(W, box[2] * f + pad), min(H, box[3] * f + pad)
-    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+    crop = int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+    character = int(box[0] * f), int(box[1] * f), int((box[2] - box[0]) * f), int((box[3] - box[1]) * f)
+    return crop, character
+
+
+def _desk(small: np.ndarray, paper: np.ndarray, ink: np.ndarray, bright: float) -> np.ndarray:
+    """Dark pixels that belong to the desk around the card rather than to a stroke on it.
+
+    The paper mask comes from a closing, which also bridges narrow gaps of desk (between a thumb and the card's
+    edge, in a notch of the outline): strips of desk inside the mask then look like ink. A stroke is a dark
+    region of its own, surrounded by paper; such a strip is part of a dark region far bigger than the ink in it.
+    """
+    dark = (small < PAPER_SHARE * bright).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    ink_in = np.bincount(labels[ink], minlength=n)
+    desk = stats[:, cv2.CC_STAT_AREA] > DESK_RATIO * ink_in
+    desk[0] = False  # label 0 is what is not dark
+    return np.take(desk, labels)
+
+
+def _same_pen(core: int, ink: np.ndarray, labels: np.ndarray, n: int, small: np.ndarray, side: int) -> np.ndarray:
+    """Which components look written with the core's pen: one pen writes a character, so its strokes are about
+    as wide as each other and about equally dark against the paper right beside them.
+
+    Depth is a black-hat (a closing minus the image) with a kernel wider than the character's strokes and
+    narrower than the character: the valley a stroke cuts into the paper. A thumb's or a shadow's rim, where the
+    flattened page shows ink, is a step, not a valley; skin is far lighter than ink, so a thumb's tip narrower
+    than the kernel is a shallow valley, and it is wider than a stroke."""
+    k = int(np.clip(side // STROKE_SHARE, 3, 31)) | 1
+    depth = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    half_width = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, 3)
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    starts = np.searchsorted(flat[order], np.arange(n + 1))
+    depths, widths = depth.ravel()[order].astype(np.float32), half_width.ravel()[order]
+    deep = np.zeros(n, np.float32)
+    wide = np.zeros(n, np.float32)
+    for j in range(1, n):
+        a, b = starts[j], starts[j + 1]
+        deep[j] = np.partition(depths[a:b], int(0.9 * (b - a - 1)))[int(0.9 * (b - a - 1))]
+        wide[j] = widths[a:b].max()
+    return (deep >= DEPTH_SHARE * deep[core]) & (wide <= WIDTH_RATIO * wide[core] + 0.5)

@@ -79,6 +79,7 @@ class FrameTruth:
     class_shot: Optional[int] = None  # 0-based: the how-many-th shot of this class
     shot_frame: Optional[int] = None  # frame within the shot, 0..frames_per_shot-1
     whole: Optional[bool] = None  # the whole character is in view (False: the frame edge cuts it); None: not rendered
+    box: Optional[tuple] = None  # the character's ink box in frame pixels, x, y, w, h (may reach outside the frame)
 
 
 def parse_params(generator: str, query: dict[str, str]) -> SyntheticParams:
@@ -206,7 +207,8 @@ class SyntheticCamera(SessionPlan):
         at = cv2.perspectiveTransform(np.stack([xs, ys], -1)[None].astype(np.float32) + 0.5, H)[0]
         whole = bool(at.min() >= 1.0 and (at[:, 0] <= self.params.width - 1).all()
                      and (at[:, 1] <= self.params.height - 1).all())
-        return replace(truth, whole=whole)
+        (x0, y0), (x1, y1) = np.floor(at.min(0)), np.ceil(at.max(0))
+        return replace(truth, whole=whole, box=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
 
     def read(self) -> Optional[np.ndarray]:
         if self.next >= self.num_frames:

@@ -145,6 +145,31 @@ def test_a_card_on_a_desk_is_read_and_a_thumb_or_an_empty_card_is_not(drawings):
         assert not result.found and result.reason.startswith("no character found"), result.reason
 
 
+def _overlap(a, b) -> float:
+    """Intersection over union of two boxes x, y, w, h."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
+@pytest.mark.parametrize("card", [170, 350])
+def test_the_thumb_holding_a_card_is_not_read_as_part_of_its_character(omniglot, card):
+    """On a card held by a thumb, the box read is the character's own: neither the thumb's rim nor the strip of
+    desk between the thumb and the card's edge joins it (the character would shrink in the learner's input)."""
+    from edgemeta.runtime.camera.sources import VideoSource
+    from edgemeta.runtime.camera.synthetic import synthetic_opener
+
+    uri = f"synthetic://omniglot?classes=5&shots=3&frames_per_shot=2&gap=0&seed=2&card={card}&tilt=20"
+    src = VideoSource(uri, open_backend=synthetic_opener(dataset=omniglot))
+    overlaps = []
+    while (frame := src.read()) is not None:
+        truth = src.backend.truth_of(src.frame_index)
+        result = frame_to_input(frame, 28)
+        assert result.found, (truth.frame, result.reason)
+        overlaps.append(_overlap(result.bbox, truth.box))
+    assert min(overlaps) > 0.75, [round(o, 2) for o in overlaps]
+
+
 @pytest.mark.parametrize("make, reason", [
     (lambda rng: paper(rng), "no ink darker than the paper"),
     (lambda rng: paper(rng, noise=20.0), "no ink darker than the paper"),

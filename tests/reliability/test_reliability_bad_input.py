@@ -193,7 +193,7 @@ CASES = [
     Case("checkpoint", "truncated", lambda w: ["eval", w.file("cut.pt", w.s["ckpt"].read_bytes()[:3000])],
          "is not a readable edgemeta checkpoint"),
     Case("checkpoint", "an ONNX file passed as a checkpoint", lambda w: ["export", w.toy, "--out", str(w.tmp / "o")],
-         "is not a readable edgemeta checkpoint"),
+         "is already exported; add --trt to build a TensorRT engine from it"),
     Case("checkpoint", "foreign: a plain PyTorch state dict",
          lambda w: ["export", w.torch_file("weights.pt", {"w": np.zeros(3).tolist()}), "--out", str(w.tmp / "o")],
          "is not an edgemeta checkpoint (no 'edgemeta-checkpoint' marker)"),

@@ -1,7 +1,7 @@
 """Cache the frozen EfficientNet-Lite0's features of camera-style views, so meta-training the objects head
 runs on a CPU in minutes.
 
-    python -m edgemeta.data.feature_cache --icons ../shared/data/icon-themes --out runs/objects-features
+    python -m edgemeta.data.feature_cache --icons icon-themes --out runs/objects-features
 
 One file per (domain, block of classes), `<domain>-<block>.npz`: `features` [classes, instances, views, 1280]
 float16, `names`, `test` (held-out flag per class). A finished block is never recomputed, so an interrupted

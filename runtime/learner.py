@@ -32,6 +32,7 @@ import numpy as np
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime.contract_check import check_learner
+from edgemeta.runtime.file_kind import not_a_file
 from edgemeta.runtime.state_file import LearnerState, check_state, load_state_file, save_state_file
 
 LEARNERS_DIR = Path(__file__).resolve().parent / "learners"  # shipped learners: learners/<name>.onnx
@@ -117,7 +118,8 @@ def resolve_learner(model: str | os.PathLike, backend: str = "auto") -> Path:
             f"no shipped learner named {text!r} (shipped: {', '.join(shipped) if shipped else 'none in this install'}); "
             "pass the path of a learner.onnx written by `edgemeta export`"
         )
-    raise EdgemetaError(f"learner file {p} does not exist; export one with `edgemeta export` or pass a shipped name")
+    raise EdgemetaError(f"learner file {p} {not_a_file(p) or 'is not a file'}; export one with `edgemeta export` or pass a "
+                        "shipped name")
 
 
 def _open_backend(path: Path, backend: str, providers, threads, batch: int, precision: str | None = None):
@@ -274,6 +276,12 @@ class Learner:
     def num_taught(self):
         """Examples taught: an int for batch 1, a (B,) array for several streams."""
         return int(self._steps[0]) if self.batch == 1 else self._steps.copy()
+
+    @property
+    def past_training_episodes(self) -> bool:
+        """True once more examples were taught (in some stream) than the learner's meta-training episodes held:
+        from there its accuracy falls towards chance (see EpisodeLengthWarning)."""
+        return bool(self._limit) and int(self._steps.max()) > self._limit
 
     @property
     def counts(self) -> np.ndarray:
@@ -444,7 +452,8 @@ class Learner:
         if int(self._steps.max()) > limit:
             self._warned = True
             warnings.warn(
-                f"{int(self._steps.max())} examples taught; this learner was meta-trained on episodes of {limit} steps, "
-                "so accuracy may drop from here (reset() to start over)",
+                f"{int(self._steps.max())} examples taught; this learner was meta-trained on episodes of {limit} steps: "
+                "taught past that, its accuracy falls to chance within a few hundred examples; reset() (key r in the "
+                "demo) starts a new episode",
                 EpisodeLengthWarning, stacklevel=3,
             )

@@ -205,8 +205,12 @@ def check_state(state: LearnerState, *, model_id: str, state_shapes: dict, num_c
     if list(state.tensors) != list(state_shapes):
         raise RuntimeStateError(f"{where} holds state {list(state.tensors)}; this learner has {list(state_shapes)}")
     for key in ("pending", "counts", "steps"):
-        if not np.issubdtype(getattr(state, key).dtype, np.integer):
-            raise RuntimeStateError(f"{where}: '{key}' has dtype {getattr(state, key).dtype}; expected integers")
+        values = getattr(state, key)
+        if not np.issubdtype(values.dtype, np.integer):
+            raise RuntimeStateError(f"{where}: '{key}' has dtype {values.dtype}; expected integers")
+        # the learner keeps them as int64: a larger unsigned value would wrap to a negative one
+        if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
+            raise RuntimeStateError(f"{where}: '{key}' holds {int(values.max())}, beyond int64; the file is damaged")
     if state.pending.ndim != 1:
         raise RuntimeStateError(f"{where}: 'pending' has shape {list(state.pending.shape)}; expected [B]")
     if state.batch != batch:

@@ -11,6 +11,13 @@ from edgemeta.cli.options import data_option
 DEFAULT_SOURCE = "synthetic://omniglot"
 
 
+def _a_number(ctx, param, value):
+    """FloatRange lets NaN through (every comparison with NaN is false), and a NaN threshold says '?' never."""
+    if value != value:
+        raise click.BadParameter(f"{value} is not a number in [0, 1]", ctx=ctx, param=param)
+    return value
+
+
 @click.command()
 @click.option("--model", "model", default=None, metavar="M",
               help="An exported learner (.onnx), or a shipped one by name: default, mann. [default, else mann]")
@@ -37,9 +44,9 @@ DEFAULT_SOURCE = "synthetic://omniglot"
 @click.option("--shots-to-teach", type=click.IntRange(0, 20), default=3, show_default=True, metavar="K",
               help="Headless on synthetic:// without --script: teach the first K shots of each class.")
 @click.option("--max-frames", type=click.IntRange(1), default=None, metavar="N", help="Stop after N frames.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, metavar="T",
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, metavar="T", callback=_a_number,
               help="Say '?' when the confidence is below T.")
-@click.option("--novelty-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--novelty-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, callback=_a_number,
               help="Say '?' when the learner's novelty output is above this (learners with a novelty head).")
 @data_option
 def command(model, source, input_flip, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
@@ -171,4 +178,5 @@ def _summary(result, learner) -> None:
     if result.log:
         click.echo(f"wrote {result.log}")
     if result.record:
-        click.echo(f"wrote {result.record}")
+        resized = f" ({result.resized} frames of another size scaled to the first's)" if result.resized else ""
+        click.echo(f"wrote {result.record}{resized}")

@@ -15,6 +15,7 @@ import torch
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime.atomic import atomic_path
+from edgemeta.runtime.file_kind import not_a_file
 
 KIND = "edgemeta-checkpoint"
 FORMAT = 1
@@ -71,8 +72,9 @@ def resolve_checkpoint(path: str | os.PathLike, prefer: str = BEST) -> Path:
             if (p / name).is_file():
                 return p / name
         raise EdgemetaError(f"{p} holds no checkpoint ({BEST} or {LAST}); train into it with `edgemeta train --out {p}`")
-    if not p.is_file():
-        raise EdgemetaError(f"checkpoint {p} does not exist")
+    what = not_a_file(p)
+    if what is not None:
+        raise EdgemetaError(f"checkpoint {p} {what}")
     return p
 
 

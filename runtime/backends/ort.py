@@ -26,6 +26,7 @@ import numpy as np
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
 from edgemeta.runtime.backends import TensorSpec
+from edgemeta.runtime.file_kind import not_a_file
 
 # Preference order when providers are not given: fastest first, the CPU always last.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -88,8 +89,9 @@ def open_session(path: str | os.PathLike, providers=None, threads: int | None = 
     import onnxruntime as ort
 
     path = Path(path)
-    if not path.is_file():
-        raise EdgemetaError(f"learner file {path} does not exist; export one with `edgemeta export` or pass a shipped name")
+    what = not_a_file(path)
+    if what is not None:
+        raise EdgemetaError(f"learner file {path} {what}; export one with `edgemeta export` or pass a shipped name")
     chosen = resolve_providers(providers)
     try:
         return ort.InferenceSession(str(path), session_options(threads, batch), providers=chosen)

@@ -27,6 +27,8 @@ from edgemeta.runtime.camera.overlay import Hud
 from edgemeta.runtime.learner import LEARNERS_DIR, resolve_learner, shipped_learners
 
 DEFAULT_MODELS = ("default", "mann")  # the product learner first, the paper's MANN as the fallback
+# On screen once the learner is taught past its training episodes (Learner.past_training_episodes).
+PAST_EPISODES = "taught past its training: accuracy falls to chance; r resets"
 
 
 def resolve_model(model: str | os.PathLike | None) -> str | os.PathLike:
@@ -61,6 +63,7 @@ class Observation:
     novelty: Optional[float] = None
     unknown: bool = False
     taught: Optional[int] = None
+    finite: bool = True  # False when the learner's output held NaN or inf: the demo says "?", the log null
 
     @property
     def found(self) -> bool:
@@ -68,10 +71,11 @@ class Observation:
 
     def record(self) -> dict:
         """The LOG.jsonl record (frame, pred, confidence, taught, found, unknown, novelty when present)."""
-        rec = {"frame": self.index, "pred": self.pred, "confidence": round(float(self.confidence), 6),
+        confidence = round(float(self.confidence), 6) if self.finite else None  # JSON has no NaN
+        rec = {"frame": self.index, "pred": self.pred, "confidence": confidence,
                "taught": self.taught, "found": bool(self.found), "unknown": bool(self.unknown)}
         if self.novelty is not None:
-            rec["novelty"] = round(float(self.novelty), 6)
+            rec["novelty"] = round(float(self.novelty), 6) if np.isfinite(self.novelty) else None
         return rec
 
 
@@ -140,6 +144,8 @@ class DemoCore:
 
     def hud(self, fps: float = 0.0, status: str = "", help: bool = False) -> Hud:
         """What the overlay shows besides the frame's own facts."""
+        if not status and getattr(self.learner, "past_training_episodes", False):
+            status = PAST_EPISODES
         return Hud(counts=self.counts(), names=self.names(), fps=fps, status=status, help=help)
 
     def counts(self) -> np.ndarray:
@@ -154,10 +160,13 @@ class DemoCore:
 
     def _fill(self, obs: Observation, pred, taught: np.ndarray) -> None:
         probs = np.asarray(pred.probs, dtype=np.float32).reshape(-1)
-        best = int(taught[np.argmax(probs[taught])])
-        obs.probs, obs.pred, obs.confidence = probs, best, float(probs[best])
         novelty = getattr(pred, "novelty", None)
         obs.novelty = None if novelty is None else float(np.asarray(novelty).reshape(-1)[0])
+        if not np.isfinite(probs).all():  # a learner gone wrong names nothing
+            obs.probs, obs.pred, obs.confidence, obs.unknown, obs.finite = None, None, 0.0, True, False
+            return
+        best = int(taught[np.argmax(probs[taught])])
+        obs.probs, obs.pred, obs.confidence = probs, best, float(probs[best])
         obs.unknown = obs.confidence < self.threshold or (
             obs.novelty is not None and obs.novelty > self.novelty_threshold
         )
@@ -178,6 +187,26 @@ def open_recorder(path, source):
     from edgemeta.runtime.camera.recorder import VideoRecorder
 
     return VideoRecorder(path, fps=getattr(source, "fps", 30.0) or 30.0)
+
+
+def finish_outputs(writer, recorder, ok: bool):
+    """Publish the log and (after a good run) the video -> (log path, video path, frames resized). When one
+    fails (a full disk) the other is still finished or discarded, so no hidden temporary file stays behind;
+    then the first error is raised."""
+    failed, log, video = None, None, None
+    if writer:
+        try:
+            log = writer.close()
+        except BaseException as e:
+            failed = e
+    if recorder:
+        try:
+            video = recorder.close() if ok and failed is None else recorder.abort()
+        except BaseException as e:
+            failed = failed or e
+    if failed is not None:
+        raise failed
+    return log, video, recorder.resized if recorder else 0
 
 
 class Fps:

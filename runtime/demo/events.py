@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime.atomic import PendingFile
+from edgemeta.runtime.file_kind import not_a_file
+from edgemeta.runtime.write_error import write_error
 
 HEADER = ("frame", "label")
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)  # what int() accepts besides ("+10", "3_0", "٣") is refused
+_SHOWN = 80  # characters of a refused line quoted in the error: a hostile line can be megabytes long
+
+
+def _quote(line: str) -> str:
+    return repr(line) if len(line) <= _SHOWN else f"{line[:_SHOWN]!r}... ({len(line):,} characters)"
 
 
 def parse_events(text: str, source: str = "events", num_classes: int | None = None) -> dict[int, int]:
@@ -33,15 +42,12 @@ def parse_events(text: str, source: str = "events", num_classes: int | None = No
         where = f"{source}:{lineno}"
         if not header_seen:
             if tuple(c.lower() for c in cells) != HEADER:
-                raise EdgemetaError(f"{where}: expected the header 'frame,label', found {line!r}")
+                raise EdgemetaError(f"{where}: expected the header 'frame,label', found {_quote(line)}")
             header_seen = True
             continue
-        if len(cells) != 2:
-            raise EdgemetaError(f"{where}: expected 'FRAME,LABEL' (two integers), found {line!r}")
-        try:
-            frame, label = int(cells[0]), int(cells[1])
-        except ValueError:
-            raise EdgemetaError(f"{where}: expected 'FRAME,LABEL' (two integers), found {line!r}") from None
+        if len(cells) != 2 or not all(_INTEGER.fullmatch(c) for c in cells):
+            raise EdgemetaError(f"{where}: expected 'FRAME,LABEL' (two integers, digits 0-9), found {_quote(line)}")
+        frame, label = int(cells[0]), int(cells[1])
         if frame < 0:
             raise EdgemetaError(f"{where}: frame {frame} is negative; frames count from 0")
         if label < 0:
@@ -61,10 +67,11 @@ def parse_events(text: str, source: str = "events", num_classes: int | None = No
 
 def load_events(path: str | os.PathLike, num_classes: int | None = None) -> dict[int, int]:
     path = Path(path)
+    what = not_a_file(path)
+    if what is not None:
+        raise EdgemetaError(f"events file {path} {what}; write one with the header 'frame,label'")
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EdgemetaError(f"events file {path} does not exist; write one with the header 'frame,label'") from None
     except (OSError, UnicodeDecodeError) as e:
         raise EdgemetaError(f"cannot read events file {path}: {e}") from None
     return parse_events(text, source=str(path), num_classes=num_classes)
@@ -89,7 +96,11 @@ class JsonlLog:
         self.records = 0
 
     def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        try:
+            self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        except OSError as e:  # a full disk: nothing half-written stays behind, the old log is kept
+            self.abort()
+            raise write_error("log", self.path, e) from None
         self.records += 1
 
     def close(self) -> Path | None:
@@ -98,13 +109,24 @@ class JsonlLog:
             return None
         try:
             self.file.close()
+            if not self.records:
+                self._pending.discard()
+                return None
+            return self._pending.publish()
+        except OSError as e:
+            self.abort()
+            raise write_error("log", self.path, e) from None
         except BaseException:
-            self._pending.discard()
+            self.abort()
             raise
-        if not self.records:
-            self._pending.discard()
-            return None
-        return self._pending.publish()
+
+    def abort(self) -> None:
+        """Drop the log being written; the old file, if any, stays."""
+        try:
+            self.file.close()
+        except OSError:
+            pass  # the buffered tail could not be written either: the file is discarded anyway
+        self._pending.discard()
 
 
 def log_header(source) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from edgemeta.runtime.camera.overlay import draw
-from edgemeta.runtime.demo.core import DemoCore, Fps, open_recorder
+from edgemeta.runtime.demo.core import PAST_EPISODES, DemoCore, Fps, finish_outputs, open_recorder
 from edgemeta.runtime.demo.feed import FrameFeed
 
 
@@ -25,6 +25,7 @@ class HeadlessResult:
     record: Optional[Path] = None
     seconds: dict = field(default_factory=dict)  # time per stage: decode, preprocess, step, overlay, output
     interrupted: bool = False  # stopped by Ctrl-C, SIGTERM or SIGHUP (runtime/stop_signals.py)
+    resized: int = 0  # recorded frames of another size than the first, scaled to it
 
 
 def run_headless(
@@ -74,7 +75,7 @@ def run_headless(
     fps = Fps()
     core_before = dict(core.seconds)
     seconds = {"decode": 0.0, "overlay": 0.0, "output": 0.0}
-    ok = False
+    ok = past = False
     try:
         index = 0
         while max_frames is None or index < max_frames:
@@ -110,15 +111,15 @@ def run_headless(
             seconds["output"] += time.perf_counter() - t2
             bar.update(1)
             index += 1
+            if not past and getattr(core.learner, "past_training_episodes", False):
+                past = True
+                say(f"warning: frame {index - 1}: {PAST_EPISODES}")
         ok = True
     except KeyboardInterrupt:  # Ctrl-C or SIGINT (systemd's KillSignal) is how a live run ends: a clean stop
         ok = result.interrupted = True
     finally:
         bar.close()
-        if writer:
-            result.log = writer.close()
-        if recorder:
-            result.record = recorder.close() if ok else recorder.abort()
+        result.log, result.record, result.resized = finish_outputs(writer, recorder, ok)
     if teacher:
         teacher.flush()
     result.seconds = {"decode": seconds["decode"],

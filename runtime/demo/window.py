@@ -11,7 +11,7 @@ import numpy as np
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime.camera.overlay import class_name, draw
-from edgemeta.runtime.demo.core import DemoCore, Fps, Observation, open_recorder
+from edgemeta.runtime.demo.core import DemoCore, Fps, Observation, finish_outputs, open_recorder
 from edgemeta.runtime.demo.feed import FrameFeed
 
 WINDOW = "edgemeta demo"
@@ -115,12 +115,11 @@ def run_interactive(
     except KeyboardInterrupt:  # Ctrl-C in the terminal: quit as q does
         ok = True
     finally:
-        if writer:
-            writer.close()
-        if recorder:
-            recorder.close() if ok else recorder.abort()
-        cv2.destroyWindow(window)
-        cv2.waitKey(1)
+        try:
+            finish_outputs(writer, recorder, ok)
+        finally:
+            cv2.destroyWindow(window)
+            cv2.waitKey(1)
     return shown
 
 

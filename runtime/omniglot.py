@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -159,6 +160,10 @@ def split_classes() -> dict[str, np.ndarray]:
     }
 
 
+class CacheWarning(UserWarning):
+    """The decoded data set could not be cached: everything works, only slower next time."""
+
+
 def load_omniglot(data: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None) -> Omniglot:
     """Decode the dataset once (a few seconds) and reuse the cache afterwards (well under a second)."""
     root = resolve_data_dir(data)
@@ -177,7 +182,12 @@ def load_omniglot(data: str | os.PathLike | None = None, cache_dir: str | os.Pat
         with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
             np.savez(f, packed=dataset.packed, names=np.array(dataset.names))
 
-    atomic_write_with(cache, write)
+    try:
+        atomic_write_with(cache, write)
+    except OSError as e:  # a read-only cache, a regular file where the folder belongs, a full disk
+        warnings.warn(f"cannot cache the decoded Omniglot in {cache.parent} ({e.strerror or e}); continuing "
+                      f"without a cache, so the next run decodes it again: set {CACHE_ENV} to a folder you can write",
+                      CacheWarning, stacklevel=2)
     return dataset
 
 

@@ -67,11 +67,16 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: boo
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ctx, device = distributed.setup(pick_device(cfg.device))
-    try:
-        return _train(model_cfg, cfg, Path(out), resume, progress, log, ctx, device, overwrite)
-    finally:
-        distributed.teardown(ctx)
+    from edgemeta.runtime.stop_signals import stop_signals_interrupt
+
+    # From the first line on, SIGTERM and SIGHUP stop as Ctrl-C does (a KeyboardInterrupt): during the setup
+    # (data, model, pretraining's start) there is nothing to save yet, and the phases that follow save theirs.
+    with stop_signals_interrupt():
+        ctx, device = distributed.setup(pick_device(cfg.device))
+        try:
+            return _train(model_cfg, cfg, Path(out), resume, progress, log, ctx, device, overwrite)
+        finally:
+            distributed.teardown(ctx)
 
 
 def _resume_point(out: Path, model_cfg: ModelConfig, cfg: TrainConfig, resume: bool, overwrite: bool, ctx):
@@ -125,11 +130,17 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
                             "(use --model default, or drop the option)")
     # The data before --out: a missing or malformed dataset is reported before anything is written.
     task = training_task(model_cfg, cfg)
+    existed = out.exists()
     ckpt, pretrain_ckpt, message, error, lock = _resume_point(out, model_cfg, cfg, resume, overwrite, ctx)
     try:
         if error:
             raise EdgemetaError(error)
         return _train_locked(model_cfg, cfg, out, progress, log, ctx, device, task, ckpt, pretrain_ckpt, message)
+    except KeyboardInterrupt:
+        if ctx.is_main and not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # stopped before anything was saved: no empty run folder stays behind
+            log(f"interrupted before anything was trained; nothing saved, {out} not created")
+        raise
     finally:
         if lock is not None:
             lock.release()

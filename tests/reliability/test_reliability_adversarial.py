@@ -4,10 +4,12 @@ docs/reliability.md lists them with the rest.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -499,3 +501,151 @@ def test_an_output_that_is_also_an_input_is_refused(case, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and ("replace" in err or "metrics" in err), err
     assert {p: p.read_bytes() for p in before} == before
+
+
+# --- 7. a full disk under the demo's --log and --record ---------------------------------------------------
+
+def _demo_outputs(tmp_path: Path, folder: Path) -> dict:
+    """An old log and an old recording in `folder` (what a previous session left), and a state file beside."""
+    folder.mkdir(exist_ok=True)
+    log, record = folder / "log.jsonl", folder / "run.mp4"
+    log.write_text('{"header": {}}\n{"frame": 0}\n')
+    record.write_bytes(b"the previous recording")
+    return {"log": log, "record": record, "state": tmp_path / "state.npz",
+            "before": {log: log.read_bytes(), record: record.read_bytes()}}
+
+
+def _assert_full_disk_kept_everything(rc, err, out, folder: Path):
+    assert rc != 0 and err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    assert f"the disk holding {folder} is full" in err and "previous file was kept" in err, err
+    for path, data in out["before"].items():
+        assert path.read_bytes() == data, path
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left
+    assert out["state"].is_file()  # what was learned is still saved (on another disk)
+
+
+def test_a_full_disk_under_the_demo_log_is_one_line_and_keeps_the_old_files(tmp_path, monkeypatch, capsys):
+    import builtins
+    import errno
+
+    from edgemeta.cli import main
+    from edgemeta.runtime.demo import events
+
+    folder = tmp_path / "out"
+    out = _demo_outputs(tmp_path, folder)
+
+    class FillingFile:  # the disk fills up after a few records
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, text):
+            self.written += len(text)
+            if self.written > 600:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.f.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(events, "open", lambda *a, **k: FillingFile(builtins.open(*a, **k)), raising=False)
+    rc = main(["demo", "--headless", "--max-frames", "40", "--log", str(out["log"]), "--record", str(out["record"]),
+               "--state", str(out["state"])])
+    _assert_full_disk_kept_everything(rc, capsys.readouterr().err.strip(), out, folder)
+
+
+@contextlib.contextmanager
+def _tmpfs(options: str):
+    """A tmpfs mounted for the test (root only; skipped elsewhere). Outside pytest's tmp_path, which another
+    pytest session may move away while it is mounted."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = Path(tempfile.mkdtemp(prefix="edgemeta-tmpfs-"))
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
+    if made.returncode:
+        mount.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        mount.rmdir()
+
+
+@pytest.fixture
+def tiny_disk():
+    """A 192 KiB file system."""
+    with _tmpfs("size=192k") as mount:
+        yield mount
+
+
+def test_a_really_full_disk_under_the_demo_record_is_one_line_and_keeps_the_old_files(tiny_disk, tmp_path, capsys):
+    from edgemeta.cli import main
+
+    out = _demo_outputs(tmp_path, tiny_disk)
+    rc = main(["demo", "--headless", "--max-frames", "60", "--log", str(out["log"]), "--record", str(out["record"]),
+               "--state", str(out["state"])])
+    _assert_full_disk_kept_everything(rc, capsys.readouterr().err.strip(), out, tiny_disk)
+
+
+# --- 9. an unwritable EDGEMETA_CACHE ---------------------------------------------------------------------
+
+@pytest.fixture(params=["a regular file", "read-only"])
+def unwritable_cache(request, tmp_path):
+    cache = tmp_path / "cache"
+    if request.param == "a regular file":
+        cache.write_text("not a folder")
+        yield cache
+        return
+    if os.geteuid() != 0:
+        cache.mkdir()
+        cache.chmod(0o555)
+        yield cache
+        cache.chmod(0o755)
+        return
+    with _tmpfs("ro,size=64k") as mount:  # root writes through file modes: a read-only mount refuses it
+        yield mount
+
+
+def test_an_unwritable_cache_decodes_omniglot_without_one_and_warns(unwritable_cache, data_dir, monkeypatch):
+    from edgemeta.runtime.omniglot import load_omniglot
+
+    monkeypatch.setenv("EDGEMETA_CACHE", str(unwritable_cache))
+    with pytest.warns(UserWarning, match=f"cannot cache the decoded Omniglot in {unwritable_cache}.*without a cache"):
+        dataset = load_omniglot(data_dir)
+    assert len(dataset.names) > 0
+
+
+# --- 2. a stop signal during training's setup, before pretraining's own handler ----------------------------
+
+SETUP_STOPPED = r"""
+import os, signal, sys
+from edgemeta.training import pretrain
+
+real_init = pretrain.EncoderPretraining.__init__
+
+def stopped_in_setup(self, *args, **kwargs):  # the signal arrives while pretraining is being set up
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    real_init(self, *args, **kwargs)
+
+pretrain.EncoderPretraining.__init__ = stopped_in_setup
+from edgemeta.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_during_training_setup_exits_cleanly_leaving_no_empty_run(signum, data_dir, tmp_path):
+    import sys
+
+    out = tmp_path / "run"
+    argv = ["train", "--model", "default", "--model-option", "image_size=16", "--model-option", "conv_channels=8,16",
+            "--model-option", "embedding=32", "--model-option", "memory_width=32", "--model-option", "controller=32",
+            "--model-option", "memory_slots=16", "--model-option", "read_heads=1", "--episodes", "16",
+            "--batch-size", "16", "--pretrain-epochs", "1", "--threads", "1", "--device", "cpu",
+            "--data", str(data_dir), "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-c", SETUP_STOPPED, signum, *argv], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 130, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "interrupted before anything was trained" in proc.stdout, proc.stdout
+    assert not out.exists()

@@ -150,7 +150,11 @@ def read_region(frame, size: int, roi: tuple[int, int, int, int], *, margin: flo
         cx, cy, cw, ch = character
         within = ((cx - x) // factor - 1, (cy - y) // factor - 1, -(-(cx + cw - x) // factor) + 1,
                   -(-(cy + ch - y) // factor) + 1)
-    ink_mask = _clean(ink_mask, within)
+    open_sides = (False,) * 4
+    if character is not None:
+        H, W = frame.shape[:2]
+        open_sides = (x == 0, y == 0, x + w == W, y + h == H)
+    ink_mask = _clean(ink_mask, within, open_sides)
     fraction = float(ink_mask.mean())
 
     def none(reason: str) -> FrameResult:
@@ -187,14 +191,17 @@ def _check_roi(roi, shape) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
-def _clean(ink: np.ndarray, within: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def _clean(ink: np.ndarray, within: tuple[int, int, int, int] | None = None,
+           open_sides: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> np.ndarray:
     """Keep ink components that are big enough, do not touch the region's border, and meet the box `within`
-    (x0, y0, x1, y1) when one is given."""
+    (x0, y0, x1, y1) when one is given. `open_sides` (left, top, right, bottom) may be touched: where the crop
+    around a located character ends at the frame's edge, a character right by the edge touches it."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     h, w = ink.shape
     min_area = max(4, int(0.0005 * h * w))
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
-    keep = (area >= min_area) & (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    left, top, right, bottom = open_sides
+    keep = (area >= min_area) & (left | (x > 0)) & (top | (y > 0)) & (right | (x + bw < w)) & (bottom | (y + bh < h))
     if within is not None:
         x0, y0, x1, y1 = within
         keep &= (x < x1) & (x + bw > x0) & (y < y1) & (y + bh > y0)

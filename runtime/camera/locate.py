@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgemeta.runtime.camera.page import flatten_lighting, ink_threshold
+from edgemeta.runtime.camera.page import PAPER_LEVEL, flatten_lighting, ink_threshold
 
 COARSE_SIZE = 160  # the coarse pass's longer side: a card at arm's length keeps strokes a pixel or two wide
 PAPER_SHARE = 0.55  # paper is at least this share of the frame's brightest paper (shadows and vignettes stay above)
@@ -63,7 +63,7 @@ def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[Box, Box] | 
     # A stroke the frame's edge cuts meets the edge across its width; a dark strip running along the edge (the
     # desk beside a close card, a shadow) meets it along its length, and is no character.
     rim = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
-    contact = np.bincount(rim, minlength=n)
+    contact = np.bincount(rim[_dark_at_the_edge(gray, f, page, background, ink)], minlength=n)
     cut = (contact > 0) & (contact <= RIM_SHARE * np.maximum(bw, bh))
     along = contact > RIM_SHARE * np.maximum(bw, bh)
     edge = np.zeros(n, bool)
@@ -85,7 +85,7 @@ def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[Box, Box] | 
 
     core = int(np.argmax(np.where(kept, area, 0)))
     box = np.array([x[core], y[core], x[core] + bw[core], y[core] + bh[core]], np.int64)
-    kept &= _same_pen(core, ink, labels, n, small, max(box[2] - box[0], box[3] - box[1]))
+    kept &= _same_pen(core, kept, ink, labels, stats, small, max(box[2] - box[0], box[3] - box[1]))
     members = np.zeros(n, bool)
     members[core] = True
     for _ in range(2):  # gather nearby strokes, then the strokes near those
@@ -122,25 +122,37 @@ def _desk(small: np.ndarray, paper: np.ndarray, ink: np.ndarray, bright: float) 
     return np.take(desk, labels)
 
 
-def _same_pen(core: int, ink: np.ndarray, labels: np.ndarray, n: int, small: np.ndarray, side: int) -> np.ndarray:
+def _same_pen(core: int, candidates: np.ndarray, ink: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+              small: np.ndarray, side: int) -> np.ndarray:
     """Which components look written with the core's pen: one pen writes a character, so its strokes are about
     as wide as each other and about equally dark against the paper right beside them.
 
     Depth is a black-hat (a closing minus the image) with a kernel wider than the character's strokes and
     narrower than the character: the valley a stroke cuts into the paper. A thumb's or a shadow's rim, where the
     flattened page shows ink, is a step, not a valley; skin is far lighter than ink, so a thumb's tip narrower
-    than the kernel is a shallow valley, and it is wider than a stroke."""
+    than the kernel is a shallow valley, and it is wider than a stroke. Only `candidates` (and the core) are
+    measured; the others are not the same pen."""
     k = int(np.clip(side // STROKE_SHARE, 3, 31)) | 1
     depth = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     half_width = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, 3)
-    flat = labels.ravel()
-    order = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[order], np.arange(n + 1))
-    depths, widths = depth.ravel()[order].astype(np.float32), half_width.ravel()[order]
-    deep = np.zeros(n, np.float32)
-    wide = np.zeros(n, np.float32)
-    for j in range(1, n):
-        a, b = starts[j], starts[j + 1]
-        deep[j] = np.partition(depths[a:b], int(0.9 * (b - a - 1)))[int(0.9 * (b - a - 1))]
-        wide[j] = widths[a:b].max()
+    deep = np.zeros(len(stats), np.float32)
+    wide = np.zeros(len(stats), np.float32)
+    for j in np.flatnonzero(candidates):  # each within its own box: a few small slices
+        x, y, w, h = stats[j, :4]
+        mine = labels[y : y + h, x : x + w] == j
+        values = depth[y : y + h, x : x + w][mine]
+        deep[j] = np.partition(values, int(0.9 * (values.size - 1)))[int(0.9 * (values.size - 1))]
+        wide[j] = half_width[y : y + h, x : x + w][mine].max()
     return (deep >= DEPTH_SHARE * deep[core]) & (wide <= WIDTH_RATIO * wide[core] + 0.5)
+
+
+def _dark_at_the_edge(gray: np.ndarray, f: int, page: np.ndarray, background: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """For each pixel on the coarse image's rim (top, bottom, left, right, as `locate` lists them): whether the
+    frame's own outermost pixels there are ink. The coarse pass's erosion and blur carry a stroke a few pixels
+    short of the edge onto the rim; only ink in the outermost row or column is a character the frame cuts."""
+    h, w = page.shape
+    outer = [gray[0, : w * f], gray[-1, : w * f], gray[f : (h - 1) * f, 0], gray[f : (h - 1) * f, -1]]
+    darkest = np.concatenate([line.reshape(-1, f).min(axis=1) for line in outer]).astype(np.float32)
+    paper = np.concatenate([background[0], background[-1], background[1:-1, 0], background[1:-1, -1]])
+    threshold = float(page[ink].max())  # the ink's faintest level on the flattened page
+    return darkest * PAPER_LEVEL / np.maximum(paper, 1) <= threshold

@@ -118,6 +118,19 @@ def test_a_character_cut_by_the_frame_edge_is_not_found_and_says_so(drawings):
         assert not result.found and "cut by the frame's edge" in result.reason, (c, result.reason)
 
 
+def test_a_character_a_few_pixels_from_the_frame_edge_is_found(drawings):
+    """Blur and the coarse pass carry its strokes onto the frame's edge; only the frame's own outermost pixels say
+    whether the frame cuts it."""
+    rng = np.random.default_rng(5)
+    for c in range(4):
+        frame, box = draw(rng, drawings[c, 0], 240, centre=(240, 320))
+        up = box[1] - 3  # the character's top now lies 3 pixels below the frame's top edge
+        shifted = np.ascontiguousarray(np.pad(frame[up:], ((0, up), (0, 0), (0, 0)), mode="edge"))
+        result = frame_to_input(shifted, 20)
+        assert result.found, (c, result.reason)
+        assert result.bbox[1] <= 6 and abs(result.bbox[3] - box[3]) <= 8
+
+
 def card_on_desk(rng, drawing, card=160, centre=(240, 320), thumb=False):
     """A light card with a character on a dark desk; optionally a thumb on the card's edge and no character."""
     page = paper(rng) * 0.35  # the desk

@@ -169,6 +169,8 @@ def parse_profile(data: bytes | str, source: str = "<profile>", expect_name: str
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(f"{source}: not valid TOML: {_one_line(str(e))}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ProfileError(f"{source}: arrays or tables nested too deeply to be a device profile") from None
     v = _Validator(source)
     v.table(doc, "")
     if doc["schema"] != SCHEMA:

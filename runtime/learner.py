@@ -122,6 +122,27 @@ def resolve_learner(model: str | os.PathLike, backend: str = "auto") -> Path:
                         "shipped name")
 
 
+MAX_THREADS = 1024  # a thread count above this is a mistake, not a machine
+
+
+def _buffer_bytes(spec, batch: int) -> int:
+    """What bind() allocates: the image, label, logits and novelty buffers and two copies of the state."""
+    per_stream = spec.input_size ** 2 + 2 * spec.num_classes + 1 + 2 * sum(int(np.prod(s)) for s in spec.state_shapes.values())
+    return 4 * batch * per_stream
+
+
+def _check_buffers_fit(spec, batch: int, where: str) -> None:
+    """Refuse a batch whose buffers exceed the machine's memory before allocating them."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    need = _buffer_bytes(spec, batch)
+    if need > physical:
+        raise EdgemetaError(f"{where}: batch={batch} needs {need / 2**30:.1f} GiB of buffers, more than this machine's "
+                            f"{physical / 2**30:.1f} GiB; load it with fewer streams")
+
+
 def _open_backend(path: Path, backend: str, providers, threads, batch: int, precision: str | None = None):
     if backend not in BACKENDS:
         raise EdgemetaError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -195,11 +216,19 @@ class Learner:
             raise EdgemetaError(f"batch must be a positive integer, got {batch!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
             raise EdgemetaError(f"threads must be a positive integer, got {threads!r}")
+        if threads is not None and threads > MAX_THREADS:
+            raise EdgemetaError(f"threads={threads} is more than any machine runs; use 1..{MAX_THREADS} "
+                                f"(this one has {os.cpu_count()} CPUs)")
         resolved = resolve_learner(path, backend)
         be = _open_backend(resolved, backend, providers, threads, int(batch), precision)
         try:
             spec = check_learner(be.inputs, be.outputs, be.metadata_json, int(batch), str(resolved))
+            _check_buffers_fit(spec, int(batch), str(resolved))
             be.bind(spec.state_shapes, spec.num_classes, spec.input_size, spec.has_novelty)
+        except MemoryError:
+            be.close()
+            raise EdgemetaError(f"{resolved}: batch={batch} needs more memory than this machine can give; "
+                                "load it with fewer streams") from None
         except BaseException:
             be.close()
             raise

@@ -113,6 +113,7 @@ def learner_from_checkpoint(ckpt: dict):
         raise EdgemetaError(f"{where}: its model config is damaged (a {type(config).__name__}, not a mapping); re-train it")
     try:
         cfg = ModelConfig.from_dict(config)
+        _check_size(cfg, ckpt["model"], where)
         learner = build_learner(cfg)
     except EdgemetaError as e:
         raise EdgemetaError(f"{where}: {e}") from None
@@ -125,6 +126,39 @@ def learner_from_checkpoint(ckpt: dict):
         raise EdgemetaError(f"{where}: weights do not match its model config ({detail})") from None
     learner.eval()
     return learner
+
+
+# The most memory a learner's own tensors may take (weights and fixed buffers, not an episode's state):
+# every learner edgemeta trains is a few MB; a config asking for more was not written by a training run.
+MAX_LEARNER_BYTES = 1 << 30
+
+
+def _check_size(cfg, weights, where: str) -> None:
+    """Build the config's learner on the meta device (nothing allocated) and refuse one whose tensors would
+    take more than MAX_LEARNER_BYTES, or whose weights' shapes differ from the checkpoint's, before the real
+    build allocates them (a memory_slots of 10^9 asks for gigabytes)."""
+    from edgemeta.models import build_learner
+
+    try:
+        with torch.device("meta"):
+            probe = build_learner(cfg)
+    except EdgemetaError:
+        raise
+    except Exception:  # a learner that cannot be built on the meta device is checked by the real build
+        return
+    tensors = list(probe.parameters()) + list(probe.buffers())
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    if size > MAX_LEARNER_BYTES:
+        raise EdgemetaError(f"its model config asks for a learner of {size / 2**30:.1f} GiB (memory_slots "
+                            f"{cfg.memory_slots}, memory_width {cfg.memory_width}, controller {cfg.controller}); no "
+                            "trained learner is that large: the checkpoint is damaged or crafted")
+    if isinstance(weights, dict):
+        expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+        for name, tensor in weights.items():
+            shape = tuple(getattr(tensor, "shape", ()))
+            if name in expected and expected[name] != shape:
+                raise EdgemetaError(f"weights do not match its model config ({name}: {list(shape)} in the file, "
+                                    f"{list(expected[name])} in the config)")
 
 
 def _first_line(e: Exception) -> str:

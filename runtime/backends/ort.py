@@ -199,7 +199,12 @@ class OrtBackend:
     def run(self) -> None:
         """One step from the committed state and the current `image`/`prev_label` buffers into the
         scratch state and the `logits` (and `novelty`) buffers. Commits nothing."""
-        self._run(self._bindings[self._committed], self._run_options)
+        try:
+            self._run(self._bindings[self._committed], self._run_options)
+        except Exception as e:  # onnxruntime's own types; e.g. an output whose shape depends on the data
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise EdgemetaError(f"{self.path}: its step failed in ONNX Runtime ({first[:200]}): its outputs do not keep "
+                                "the shapes it declares; re-export it with `edgemeta export`") from None
 
     def commit(self, rows=None) -> None:
         """Make the last step's state the committed state: all streams (rows=None) or some."""

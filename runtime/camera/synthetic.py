@@ -56,7 +56,8 @@ class SyntheticParams:
 
     def __post_init__(self):
         limits = {"classes": (1, 423), "shots": (1, DRAWINGS), "frames_per_shot": (1, 10_000), "gap": (0, 10_000),
-                  "width": (64, 8192), "height": (64, 8192), "card": (0, 8192), "offset": (0, 50), "tilt": (0, 70)}
+                  "width": (64, 8192), "height": (64, 8192), "card": (0, 8192), "offset": (0, 50), "tilt": (0, 70),
+                  "seed": (0, 2**63 - 1)}
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
             if not lo <= value <= hi:

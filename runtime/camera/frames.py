@@ -118,12 +118,13 @@ def frame_to_input(
                    normalize_strokes=normalize_strokes)
     if roi is not None:
         return read_region(frame, int(size), _check_roi(roi, frame.shape), **options)
-    found = locate(to_gray(frame), min_contrast=min_contrast)
+    gray = to_gray(frame)  # converted once, for the coarse pass and the crop alike
+    found = locate(gray, min_contrast=min_contrast)
     whole = (0, 0, frame.shape[1], frame.shape[0])
     if isinstance(found, str):
         return FrameResult(False, None, None, whole, 0.0, 0.0, f"no character found: {found}")
     crop, character = found
-    result = read_region(frame, int(size), crop, character=character, **options)
+    result = read_region(gray, int(size), crop, character=character, **options)
     return replace(result, roi=whole)
 
 

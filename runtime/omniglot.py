@@ -266,7 +266,8 @@ def _decode(sources: dict[str, Path]) -> Omniglot:
     names = pinned_order(list(chars))
     row_bytes = (RAW_SIZE * RAW_SIZE + 7) // 8
     packed = np.zeros((len(names), DRAWINGS, row_bytes), dtype=np.uint8)
-    for ci, name in enumerate(tqdm(names, desc="decoding Omniglot (once)", unit="char", leave=False)):
+    # disable=None: no bar when stderr is not a terminal, so a log or an error that follows stays one line
+    for ci, name in enumerate(tqdm(names, desc="decoding Omniglot (once)", unit="char", leave=False, disable=None)):
         files = sorted(chars[name])
         if len(files) != DRAWINGS:
             raise EdgemetaError(f"{name}: {len(files)} drawings, expected {DRAWINGS}; the dataset is damaged")

@@ -181,11 +181,11 @@ class ExportWriter:
 
     def write(self, version: int, capsys) -> None:
         if version == 1:
-            # A previous export, as far as the staging cares (an export.json marks one): the real thing
-            # would cost a full export and parity check, and this test is about the files surviving.
+            # A previous export, as far as the staging cares (an export.json listing its files marks one): the
+            # real thing would cost a full export and parity check, and this test is about the files surviving.
             self.path.mkdir(parents=True)
             (self.path / "learner.onnx").write_bytes(b"the previous learner")
-            (self.path / "export.json").write_text('{"previous": true}\n')
+            (self.path / "export.json").write_text('{"files": {"learner.onnx": {}}}\n')
             return
         code = main(["export", str(self.ckpt), "--out", str(self.path)])
         if code != 0:

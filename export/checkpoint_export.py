@@ -13,16 +13,18 @@ from edgemeta.runtime import contract
 
 from . import parity as P
 from .staging import staged_directory
-from .trt_ready import check_model, format_report
+from .trt_ready import DEFAULT_TENSORRT, check_model, format_report
 
 PARITY_BATCH = 8  # episodes run side by side in the parity check: several, so batch rows cannot mix unnoticed
 
 
 def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False, max_batch: int = 8,
-                      log: Callable[[str], None] = print, data=None, int8: bool = False) -> dict:
+                      log: Callable[[str], None] = print, data=None, int8: bool = False,
+                      tensorrt: str = DEFAULT_TENSORRT) -> dict:
     """Export CHECKPOINT (a run directory or .pt) into `out_dir`; returns the report written to export.json.
 
     data: Omniglot directory for the parity episodes (default $EDGEMETA_DATA; synthetic drawings without).
+    tensorrt: the oldest TensorRT the target runs (a device profile's runtime.tensorrt): readiness checks its parser.
     """
     from edgemeta.training.checkpoint import load_checkpoint
 
@@ -37,7 +39,7 @@ def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False
     learner = _learner(ckpt)
     with staged_directory(out_dir) as tmp, _torch_threads(1):
         return export_checked(learner, checkpoint_metadata(ckpt), {"checkpoint": ckpt["path"]}, Path(out_dir), tmp,
-                              trt, fp16, max_batch, log, data, int8)
+                              trt, fp16, max_batch, log, data, int8, tensorrt)
 
 
 def checkpoint_metadata(ckpt: dict) -> dict:
@@ -58,7 +60,7 @@ def checkpoint_metadata(ckpt: dict) -> dict:
 
 
 def export_checked(learner, metadata: dict, origin: dict, out_dir: Path, tmp: Path, trt, fp16, max_batch, log, data,
-                   int8=False) -> dict:
+                   int8=False, tensorrt: str = DEFAULT_TENSORRT) -> dict:
     """The one export path (checkpoints and export_learner): `learner`'s step as ONNX into the staging folder
     `tmp` with `metadata`, then onnx.checker, TensorRT readiness, parity over whole episodes, the optional
     variants, the model card and export.json (which starts with `origin`, where the learner came from)."""
@@ -71,7 +73,7 @@ def export_checked(learner, metadata: dict, origin: dict, out_dir: Path, tmp: Pa
     model = onnx.load(str(onnx_path))
     _check_onnx(model, contract.ONNX_FILE)
     meta = json.loads({p.key: p.value for p in model.metadata_props}[contract.METADATA_KEY])
-    readiness = check_model(model)
+    readiness = check_model(model, tensorrt=tensorrt)
     log(format_report(readiness))
     if not readiness["ok"]:
         raise EdgemetaError(f"{contract.ONNX_FILE} is not TensorRT-ready: {'; '.join(readiness['problems'])}; nothing was written")

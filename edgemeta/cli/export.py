@@ -20,7 +20,8 @@ from edgemeta.cli.options import folder_data_option
 @click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True,
               help="learner.onnx --trt: the batch the device runs, which the engine is tuned for (the demo runs 1).")
 @click.option("--device", "device_name", default=None,
-              help="learner.onnx --trt: a device profile (edgemeta devices); its trt_workspace_mb sizes the builder workspace.")
+              help="A device profile (edgemeta devices): its runtime.tensorrt sets the TensorRT parser the readiness check "
+                   "targets; with learner.onnx --trt, its trt_workspace_mb sizes the builder workspace.")
 @folder_data_option
 def command(checkpoint, out, trt, fp16, int8, max_batch, batch, device_name, data):
     """Export CHECKPOINT (a run directory or .pt) to DIR/learner.onnx with explicit state, check it
@@ -45,5 +46,12 @@ def command(checkpoint, out, trt, fp16, int8, max_batch, batch, device_name, dat
     if out is None:
         raise click.UsageError("Missing option '--out' (where the export goes)")
     from edgemeta.export.checkpoint_export import export_checkpoint
+    from edgemeta.export.trt_ready import DEFAULT_TENSORRT
 
-    export_checkpoint(checkpoint, out, trt=trt, fp16=fp16, max_batch=max_batch or 8, log=click.echo, data=data, int8=int8)
+    tensorrt = DEFAULT_TENSORRT
+    if device_name:
+        from edgemeta.devices.profiles import load_profile
+
+        tensorrt = load_profile(device_name).tensorrt or DEFAULT_TENSORRT
+    export_checkpoint(checkpoint, out, trt=trt, fp16=fp16, max_batch=max_batch or 8, log=click.echo, data=data, int8=int8,
+                      tensorrt=tensorrt)

@@ -113,3 +113,23 @@ def test_the_int8_files_card_says_it_is_not_for_tensorrt():
     assert "(ONNX Runtime on CPUs only; not for TensorRT)" in card
     report["files"].pop("learner.int8.onnx")
     assert "not for TensorRT" not in render(report["metadata"], onnx.load(LEARNERS_DIR / "mann.onnx"), report)
+
+
+def test_export_with_a_device_checks_readiness_against_its_tensorrt(tmp_path, capsys):
+    """The board's parser decides: an opset-17 step is ready for TensorRT 8.6 and refused for an 8.2 board."""
+    from pathlib import Path
+
+    from toy_checkpoint import FLAT, make_checkpoint
+
+    from edgemeta.cli import main
+
+    source = Path(__file__).resolve().parents[2] / "devices" / "boards" / "x86-cuda.toml"
+    old = tmp_path / "old-board.toml"
+    old.write_text(source.read_text().replace('name = "x86-cuda"', 'name = "old-board"').replace('tensorrt = "8.6"', 'tensorrt = "8.2"'))
+    make_checkpoint(tmp_path / "run.pt", FLAT)
+    assert main(["export", str(tmp_path / "run.pt"), "--out", str(tmp_path / "ok"), "--device", "x86-cuda"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "run.pt"), "--out", str(tmp_path / "old"), "--device", str(old)]) == 1
+    err = capsys.readouterr().err
+    assert "is not TensorRT-ready" in err and "opset" in err, err
+    assert not (tmp_path / "old").exists()

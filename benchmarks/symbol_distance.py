@@ -1,7 +1,7 @@
 """The symbol camera at any distance and position: today's front end (a centred square) and the whole-frame search,
 side by side, on synthetic sessions with the card near, in the middle distance, far, and off-centre.
 
-    python benchmarks/symbol_distance.py [--model M] [--seeds 3] [--shots 5] [--fps-frames 300] [--runs 3]
+    python benchmarks/symbol_distance.py [--model M] [--seeds 3] [--shots 5] [--fps-frames 300] [--runs 3] [--drawings]
 
 For each session kind and seed, a synthetic session (5 classes, `--shots` shots each) runs through the headless
 demo loop, taught one shot per class from its ground truth, once with each front end. It prints, per kind and
@@ -9,6 +9,8 @@ front end: "found" on the frames that show a whole character (and on those the f
 "not found"), and on the untaught frames after one taught shot the share named right, wrong and "?"; then the
 frame -> input cost per frame, and the headless loop's frames/s on a 640x480 clip of a `far` and a `near` session
 (decode + frame -> input in the capture thread, learner step + overlay in the loop, as in the demo).
+With --drawings a third row per kind feeds the learner each card frame's drawing itself, preprocessed as in
+training (no camera): what the same sessions get with a perfect front end.
 Targets (printed, not asserted): >= 95% right at every distance, found on >= 98% of whole-character frames,
 the loop >= 300 frames/s.
 """
@@ -19,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 KINDS = {  # synthetic:// parameters of each session kind: the card's side in a 640x480 frame, offset, tilt
@@ -29,6 +32,7 @@ KINDS = {  # synthetic:// parameters of each session kind: the card's side in a 
     "near, off-centre": "card=560&offset=20&tilt=30",
 }
 FRONT_ENDS = ("centred square", "whole frame")
+DRAWINGS = "the drawings"  # --drawings: the card's drawing itself as input, an upper bound for any front end
 
 
 def front_end(name: str, size: int):
@@ -37,17 +41,19 @@ def front_end(name: str, size: int):
 
     if name == "centred square":
         return lambda frame: frame_to_input(frame, size, roi=centred_roi(frame.shape))
-    return lambda frame: frame_to_input(frame, size)
+    return lambda frame: frame_to_input(frame, size)  # the whole frame (the drawings replace it on card frames)
 
 
 def session(model: str, uri: str, prepare_name: str) -> dict:
     """One session through the headless loop, taught one shot per class; what was found and named."""
+    from edgemeta.runtime.camera.frames import FrameResult
     from edgemeta.runtime.camera.scoring import NO_SYMBOL, RIGHT, UNKNOWN, WRONG
     from edgemeta.runtime.camera.sources import VideoSource
     from edgemeta.runtime.demo.core import DemoCore
     from edgemeta.runtime.demo.feed import FrameFeed
     from edgemeta.runtime.demo.headless import run_headless
     from edgemeta.runtime.learner import Learner
+    from edgemeta.runtime.preprocess import omniglot_to_input
 
     counts = {"whole": 0, "whole found": 0, "cut": 0, "cut found": 0, "blank": 0, "blank found": 0}
 
@@ -56,6 +62,10 @@ def session(model: str, uri: str, prepare_name: str) -> dict:
 
         def next(self):
             captured = super().next()
+            if captured is not None and prepare_name == DRAWINGS and captured.truth.card:
+                image = omniglot_to_input(self.source.backend.drawing(captured.truth), core.size)
+                box = (0, 0, 1, 1)
+                captured = replace(captured, symbol=FrameResult(True, image, box, box, 0.0, 1.0))
             if captured is not None:
                 truth = captured.truth
                 key = "blank" if not truth.card else ("whole" if truth.whole else "cut")
@@ -114,6 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shots", type=int, default=5, help="shots per class in each session")
     ap.add_argument("--fps-frames", type=int, default=300, help="frames in each clip of the frames/s measurement")
     ap.add_argument("--runs", type=int, default=3, help="runs of each clip and front end (the median is printed)")
+    ap.add_argument("--drawings", action="store_true", help="also feed each card frame's drawing itself (no camera)")
     args = ap.parse_args(argv)
 
     from edgemeta import EdgemetaError
@@ -127,7 +138,7 @@ def main(argv=None) -> int:
         print(f"{'session':<18} {'front end':<15} {'found: whole':>12} {'found: cut':>11} {'found: blank':>12} "
               f"{'right':>7} {'wrong':>7} {'?':>7}")
         for kind, query in KINDS.items():
-            for name in FRONT_ENDS:
+            for name in FRONT_ENDS + ((DRAWINGS,) if args.drawings else ()):
                 total: dict = {}
                 for seed in range(args.seeds):
                     uri = f"synthetic://omniglot?classes=5&shots={args.shots}&seed={seed}&{query}"

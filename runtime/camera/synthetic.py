@@ -211,6 +211,10 @@ class SyntheticCamera(SessionPlan):
         (x0, y0), (x1, y1) = np.floor(at.min(0)), np.ceil(at.max(0))
         return replace(truth, whole=whole, box=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
 
+    def drawing(self, truth: FrameTruth) -> np.ndarray:
+        """The Omniglot drawing a card frame shows, as the data set holds it: (105, 105), paper = 1."""
+        return self._paper_masks[truth.label, truth.drawing]
+
     def read(self) -> Optional[np.ndarray]:
         if self.next >= self.num_frames:
             return None

@@ -174,3 +174,14 @@ def test_video_and_synthetic_modules_do_not_import_torch():
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_drawing_a_card_frame_shows(omniglot):
+    """drawing(truth): the Omniglot drawing itself (paper = 1), one per shot, for benchmarks that bypass the camera."""
+    src, frames, truths = _session(omniglot, SMALL + "&seed=1")
+    cards = [t for t in truths if t.card]
+    first = src.backend.drawing(cards[0])
+    assert first.shape == (105, 105) and 0 < (first == 0).mean() < 0.5
+    same_shot = [t for t in cards if t.shot == cards[0].shot]
+    assert all(np.array_equal(src.backend.drawing(t), first) for t in same_shot)
+    assert not np.array_equal(src.backend.drawing(next(t for t in cards if t.label != cards[0].label)), first)

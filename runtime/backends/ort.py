@@ -18,6 +18,8 @@ This backend binds everything once with IOBinding:
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import numpy as np
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
 from edgemeta.runtime.backends import TensorSpec
+from edgemeta.runtime.backends.first_build_parity import FirstBuildCheck
 from edgemeta.runtime.file_kind import not_a_file
 
 # Preference order when providers are not given: fastest first, the CPU always last.
@@ -114,7 +117,10 @@ class OrtBackend:
         self.path = Path(path)
         self.batch = int(batch)
         self.threads = threads
-        self.session = open_session(path, providers, threads, self.batch)
+        chosen = resolve_providers(providers)
+        # Made before the session opens: the engine files a TensorRT build adds to its cache are this build's.
+        self._first_build = FirstBuildCheck(self.path, chosen)
+        self.session = open_session(path, chosen, threads, self.batch)
         self.providers = self.session.get_providers()
         self.on_gpu = self.providers[0] in GPU_PROVIDERS
         self.inputs = [TensorSpec(i.name, i.shape, _ORT_TYPES.get(i.type, i.type)) for i in self.session.get_inputs()]
@@ -135,6 +141,7 @@ class OrtBackend:
         """Allocate the fixed buffers and the two IOBindings (committed = A or B)."""
         import onnxruntime as ort
 
+        self._check_first_build(state_shapes, num_classes, input_size)
         b = self.batch
         self.state_names = list(state_shapes)
         self.image = np.zeros((b, 1, input_size, input_size), np.float32)
@@ -181,6 +188,17 @@ class OrtBackend:
             self._run = self.session.run_with_iobinding
         self._bound = True
         self.reset()
+
+    def _check_first_build(self, state_shapes, num_classes: int, input_size: int) -> None:
+        """A TensorRT engine the provider built here without a check runs a check episode first; a mismatch
+        closes the session, so the engine never runs a step for the caller."""
+        model_id = str(json.loads(self.metadata_json)["model_id"])  # the contract check has read it already
+        try:
+            cpu = functools.partial(open_session, self.path, ["CPUExecutionProvider"], self.threads, self.batch)
+            self._first_build.run(self.session, cpu, model_id, state_shapes, num_classes, input_size, self.batch)
+        except BaseException:
+            self.close()
+            raise
 
     def _device_id(self) -> int:
         for p, opts in zip(self.session.get_providers(), self._provider_options()):

@@ -80,7 +80,7 @@ def test_shipped_profile_loads_and_is_consistent(name):
 
 
 def test_orin_jetsons_prefer_tensorrt_fp32_then_cuda_and_read_a_csi_camera():
-    # fp32: full fp16 over learner.onnx breaks MANN's slot choice, and EP-built engines are not parity-checked
+    # fp32: full fp16 over learner.onnx breaks MANN's slot choice
     for name in ("jetson-orin-nano", "jetson-agx-orin"):
         p = load_profile(name)
         assert p.providers == [TRT, CUDA, CPU] and p.precision == "fp32" and p.arch == "aarch64"

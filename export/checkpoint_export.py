@@ -34,8 +34,8 @@ def export_checkpoint(checkpoint, out_dir, trt: bool = False, fp16: bool = False
 
         require_tensorrt()  # before any work: a missing TensorRT must not cost a whole export first
     task = ckpt.get("task", "omniglot")
-    if task != "omniglot":
-        raise EdgemetaError(f"{ckpt['path']}: unknown task {task!r}; edgemeta exports omniglot learners")
+    if task not in contract.TASKS:
+        raise EdgemetaError(f"{ckpt['path']}: unknown task {task!r}; edgemeta exports {' learners and '.join(contract.TASKS)} learners")
     learner = _learner(ckpt)
     with staged_directory(out_dir) as tmp, _torch_threads(1):
         return export_checked(learner, checkpoint_metadata(ckpt), {"checkpoint": ckpt["path"]}, Path(out_dir), tmp,
@@ -50,12 +50,15 @@ def checkpoint_metadata(ckpt: dict) -> dict:
     return {
         "name": train.get("model") or "custom",
         "task": ckpt.get("task", "omniglot"),
-        "preprocess": _preprocess_id(),
+        "preprocess": ckpt.get("preprocess") or _preprocess_id(),
         "config": {"model": ckpt["model_config"], "train": train},
         "eval": _eval_table(ckpt),
         "episode_steps": episode_steps,
         # the data set it was trained on (an image folder's class-list hash: eval refuses a changed folder)
         **({"dataset": ckpt["dataset"]} if ckpt.get("dataset") else {}),
+        # an RGB learner's front end (runtime/camera/region_front.py) and every data set and weight file it
+        # was made from, with provenance and licence
+        **{k: ckpt[k] for k in ("front_end", "provenance") if ckpt.get(k)},
     }
 
 
@@ -80,7 +83,8 @@ def export_checked(learner, metadata: dict, origin: dict, out_dir: Path, tmp: Pa
 
     shapes = learner.state_shapes()
     steps = max(P.MIN_STEPS, meta["episode_steps"] or 0)
-    inputs = P.episode_inputs(learner.cfg.num_classes, learner.cfg.image_size, PARITY_BATCH, steps, data=data)
+    inputs = P.episode_inputs(learner.cfg.num_classes, learner.cfg.image_size, PARITY_BATCH, steps, data=data,
+                              channels=learner.cfg.channels)
     log(f"parity episodes: {PARITY_BATCH} x {steps} steps of {inputs.source}, label fed back one step late")
     reference = P.run_episodes(P.torch_step(learner), shapes, inputs, record=True)
     # The step, exactly, fed PyTorch's state at every step; then whole episodes on its own carried state

@@ -46,6 +46,8 @@ def render(meta: dict, model, report: dict) -> str:
         f"- model_id: `{meta['model_id']}` (sha256 of the weights; saved runtime state is tied to it)",
         f"- contract format {meta['format']}, opset {_opset(model)}, preprocessing `{meta['preprocess']}`",
         f"- trained on episodes of {meta['episode_steps']} steps; only the batch axis B is dynamic",
+        *([f"- input: RGB in [0, 1], {meta['input_channels']} channels, its normalisation inside the graph; "
+           f"front end `{meta.get('front_end', 'symbol')}`"] if meta.get("input_channels", 1) != 1 else []),
         "",
         "## Inputs and outputs",
         "",
@@ -53,6 +55,9 @@ def render(meta: dict, model, report: dict) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| `{n}` | {d} | {s} | {t} | {m} |" for n, d, s, t, m in io_table(model)]
+    if meta.get("provenance"):
+        lines += ["", "## Data sets and weight files it was made from", "", "| what | source | licence |", "|---|---|---|"]
+        lines += [f"| {p['what']} | {p['source']} | {p['licence']} |" for p in meta["provenance"]]
     lines += ["", "## Files", ""]
     lines += [f"- `{name}` ({info['bytes']:,} bytes, sha256 `{info['sha256'][:16]}...`)"
               + (" (ONNX Runtime on CPUs only; not for TensorRT)" if name == INT8_FILE else "")

@@ -70,7 +70,7 @@ def export_step(learner, path: str | Path, metadata: dict, batch: int = 2, as_tr
     learner = learner.eval().cpu()
     cfg = learner.cfg
     graph = step_module(learner, as_trained)
-    image = torch.zeros(batch, 1, cfg.image_size, cfg.image_size)
+    image = torch.zeros(batch, cfg.channels, cfg.image_size, cfg.image_size)
     prev = torch.zeros(batch, cfg.num_classes)
     state = tuple(learner.zero_state(batch, "cpu").values())
     inputs, outputs = io_names(learner)
@@ -88,6 +88,7 @@ def export_step(learner, path: str | Path, metadata: dict, batch: int = 2, as_tr
             "format": contract.FORMAT,
             "num_classes": cfg.num_classes,
             "input_size": cfg.image_size,
+            **({"input_channels": cfg.channels} if cfg.channels != 1 else {}),  # absent: one ink channel
             "state": [{"name": n, "shape": list(s)} for n, s in learner.state_shapes().items()],
             "model_id": model_id(learner),
             **metadata,

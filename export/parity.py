@@ -69,21 +69,25 @@ INT8 = Tolerance(logits=None, probabilities=None, state=None, exact_predictions=
 
 @dataclass
 class EpisodeInputs:
-    images: np.ndarray  # (B, T, 1, S, S) float32, ink = 1.0
+    images: np.ndarray  # (B, T, 1, S, S) float32, ink = 1.0; an RGB learner's (B, T, 3, S, S) in [0, 1]
     labels: np.ndarray  # (B, T) int64
     prev_label: np.ndarray  # (B, T, C) float32: one-hot of labels[:, t-1], zeros at t = 0
     source: str  # where the images came from, for the report
 
 
-def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, data=None, seed: int = 0) -> EpisodeInputs:
+def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, data=None, seed: int = 0,
+                   channels: int = 1) -> EpisodeInputs:
     """Episodes over all C labels: real meta-test drawings when Omniglot is available, else synthetic ones.
 
     data: an Omniglot directory, or None for $EDGEMETA_DATA; synthetic drawings when neither is set.
+    channels 3: an RGB learner's episodes, camera views of made-up coloured things (data is not used).
     """
     from edgemeta.data.episodes import EpisodeSampler
     from edgemeta.data.tasks import is_omniglot
 
     rng = np.random.default_rng(seed)
+    if channels == 3:
+        return _camera_episodes(num_classes, image_size, batch, steps, rng)
     data = data if data is not None else os.environ.get("EDGEMETA_DATA")
     if data and not is_omniglot(data):  # an image folder: its meta-test classes
         images, source = _folder_classes(data, num_classes, image_size, rng), f"meta-test images of {data}"
@@ -94,6 +98,19 @@ def episode_inputs(num_classes: int, image_size: int, batch: int, steps: int, da
     episodes = EpisodeSampler(images, num_classes, num_classes, steps=steps).sample(batch, rng)
     images, prev = episodes.step_inputs(num_classes)
     return EpisodeInputs(images, episodes.labels, prev, source)
+
+
+def _camera_episodes(ways: int, size: int, batch: int, steps: int, rng, views: int = 20) -> EpisodeInputs:
+    """RGB episodes: the sampler draws (class, view) indices, which pick camera views (B, T, 3, S, S)."""
+    from edgemeta.data.camera_augment import shape_picture, view_classes
+    from edgemeta.data.episodes import EpisodeSampler
+
+    rgb = view_classes([shape_picture(rng) for _ in range(ways)], size, views, rng).reshape(ways * views, 3, size, size)
+    index = np.arange(ways * views, dtype=np.float32).reshape(ways, views, 1, 1)
+    episodes = EpisodeSampler(index, ways, ways, steps=steps).sample(batch, rng)
+    _, prev = episodes.step_inputs(ways)
+    images = rgb[episodes.images[..., 0, 0].astype(np.int64)]
+    return EpisodeInputs(images, episodes.labels, prev, "camera views of made-up coloured things (RGB)")
 
 
 def _omniglot_classes(data, ways: int, size: int, rng) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The exported learner's contract, shared by export (which writes it) and runtime (which checks it).
 
-Graph inputs:  image [B,1,S,S] float32 (ink = 1.0), prev_label [B,C] float32 (one-hot of the previous
+Graph inputs:  image [B,1,S,S] float32 (ink = 1.0; an "objects" learner: [B,3,S,S] RGB in [0, 1]), prev_label [B,C] float32 (one-hot of the previous
                committed step's label, zeros for none), then one input per state tensor, named after it.
 Graph outputs: logits [B,C], then `<s>_out` for every state input `<s>` (same shape), then optional
                novelty [B,1] (probability that the image shows a class not taught yet).
@@ -19,10 +19,14 @@ PREV_LABEL = "prev_label"
 LOGITS = "logits"
 NOVELTY = "novelty"
 
+# "omniglot": the image learners (one ink channel, the symbol front end); "objects": RGB [B, 3, S, S] in [0, 1]
+# with `input_channels` 3 and `front_end` "region" in the metadata (runtime/camera/region_front.py)
+TASKS = ("omniglot", "objects")
+
 REQUIRED_METADATA = (
     "format",  # int: this contract's version
     "name",  # "mann", "default", ...
-    "task",  # "omniglot"
+    "task",  # one of TASKS
     "num_classes",  # C
     "input_size",  # S
     "preprocess",  # id of the pinned preprocessing (edgemeta.runtime.preprocess.PREPROCESS_ID)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
-from edgemeta.runtime.preprocess import PREPROCESS_ID
+from edgemeta.runtime.preprocess import PREPROCESS_ID, RGB_PREPROCESS_ID
 
 
 class ContractError(EdgemetaError, ValueError):
@@ -27,6 +27,7 @@ class LearnerSpec:
     metadata: dict
     num_classes: int
     input_size: int
+    channels: int  # 1: an ink map (task "omniglot"); 3: RGB in [0, 1] (task "objects")
     state_shapes: dict  # name -> shape without the batch axis, in graph order
     has_novelty: bool
 
@@ -56,8 +57,13 @@ def parse_metadata(raw, where: str) -> dict:
             f"{where} has contract format {meta['format']}; this runtime reads format {contract.FORMAT} "
             "(re-export the learner or install the matching edgemeta)"
         )
-    if meta["task"] != "omniglot":
-        raise ContractError(f"{where} is a '{meta['task']}' learner; the runtime's Learner drives image learners (task 'omniglot')")
+    if meta["task"] not in contract.TASKS:
+        raise ContractError(f"{where} is a '{meta['task']}' learner; the runtime's Learner drives image learners "
+                            f"(task {' or '.join(repr(t) for t in contract.TASKS)})")
+    channels = meta.get("input_channels", 1)
+    if channels != (3 if meta["task"] == "objects" else 1) or isinstance(channels, bool):
+        raise ContractError(f"{where}: a '{meta['task']}' learner with input_channels {channels!r}; expected "
+                            f"{3 if meta['task'] == 'objects' else 1}; re-export it")
     for key in ("num_classes", "input_size"):
         if not isinstance(meta[key], int) or isinstance(meta[key], bool) or meta[key] < 1:
             raise ContractError(f"{where}: metadata '{key}' must be a positive integer, got {meta[key]!r}")
@@ -72,9 +78,10 @@ def parse_metadata(raw, where: str) -> dict:
     reserved = {contract.IMAGE, contract.PREV_LABEL, contract.LOGITS, contract.NOVELTY}
     if len(set(names)) != len(names) or reserved & set(names):
         raise ContractError(f"{where}: metadata state names {names} repeat or clash with {sorted(reserved)}")
-    if meta["preprocess"] != PREPROCESS_ID:
+    provided = RGB_PREPROCESS_ID if meta["task"] == "objects" else PREPROCESS_ID
+    if meta["preprocess"] != provided:
         warnings.warn(
-            f"{where} was trained on preprocessing {meta['preprocess']!r}; this runtime provides {PREPROCESS_ID!r}",
+            f"{where} was trained on preprocessing {meta['preprocess']!r}; this runtime provides {provided!r}",
             stacklevel=3,
         )
     return meta
@@ -86,13 +93,14 @@ def check_learner(inputs, outputs, raw_metadata, batch: int, where: str) -> Lear
     c, s = meta["num_classes"], meta["input_size"]
     states = {st["name"]: tuple(st["shape"]) for st in meta["state"]}
 
-    expected_in = {contract.IMAGE: (1, s, s), contract.PREV_LABEL: (c,), **states}
+    channels = meta.get("input_channels", 1)
+    expected_in = {contract.IMAGE: (channels, s, s), contract.PREV_LABEL: (c,), **states}
     expected_out = {contract.LOGITS: (c,), **{contract.state_out(n): shp for n, shp in states.items()}}
     optional_out = {contract.NOVELTY: (1,)}
 
     _check_side("input", inputs, expected_in, {}, batch, where)
     present = _check_side("output", outputs, expected_out, optional_out, batch, where)
-    return LearnerSpec(meta, c, s, states, contract.NOVELTY in present)
+    return LearnerSpec(meta, c, s, channels, states, contract.NOVELTY in present)
 
 
 def _check_side(kind: str, specs, expected: dict, optional: dict, batch: int, where: str) -> set:

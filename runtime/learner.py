@@ -127,7 +127,7 @@ MAX_THREADS = 1024  # a thread count above this is a mistake, not a machine
 
 def _buffer_bytes(spec, batch: int) -> int:
     """What bind() allocates: the image, label, logits and novelty buffers and two copies of the state."""
-    per_stream = spec.input_size ** 2 + 2 * spec.num_classes + 1 + 2 * sum(int(np.prod(s)) for s in spec.state_shapes.values())
+    per_stream = spec.channels * spec.input_size ** 2 + 2 * spec.num_classes + 1 + 2 * sum(int(np.prod(s)) for s in spec.state_shapes.values())
     return 4 * batch * per_stream
 
 
@@ -186,6 +186,7 @@ class Learner:
         self.metadata: dict = spec.metadata
         self.num_classes: int = spec.num_classes
         self.input_size: int = spec.input_size
+        self.channels: int = spec.channels  # 1: an ink map; 3: RGB in [0, 1] (an "objects" learner)
         self.has_novelty: bool = spec.has_novelty
         self.state_shapes: dict = dict(spec.state_shapes)
         self.model_id: str = str(spec.metadata["model_id"])
@@ -225,6 +226,10 @@ class Learner:
             spec = check_learner(be.inputs, be.outputs, be.metadata_json, int(batch), str(resolved))
             _check_buffers_fit(spec, int(batch), str(resolved))
             be.bind(spec.state_shapes, spec.num_classes, spec.input_size, spec.has_novelty)
+            if be.image.shape[1] != spec.channels:
+                # the backends' bind() allocates the image buffer; RGB needs it with 3 channels
+                raise EdgemetaError(f"{resolved}: takes {spec.channels}-channel (RGB) images; the "
+                                    f"{be.describe()} backend binds {be.image.shape[1]}-channel ones only")
         except MemoryError:
             be.close()
             raise EdgemetaError(f"{resolved}: batch={batch} needs more memory than this machine can give; "
@@ -422,19 +427,23 @@ class Learner:
         self._scratch_valid = False
 
     def _as_batch(self, image) -> np.ndarray:
-        """Any accepted image layout -> a (B, 1, S, S) view or array, checked."""
-        s, b = self.input_size, self.batch
+        """Any accepted image layout -> a (B, K, S, S) view or array, checked (K: 1 ink channel, or 3 for RGB)."""
+        s, b, k = self.input_size, self.batch, self.channels
         x = np.asarray(image)
         if x.dtype.kind != "f":
-            raise EdgemetaError(
-                f"image: dtype {x.dtype}; expected a float ink map in [0, 1] (ink = 1.0); "
-                "convert camera frames with edgemeta.runtime.camera.frames.frame_to_input"
-            )
-        if x.shape == (b, 1, s, s):
+            what = ("RGB in [0, 1]; convert camera frames with edgemeta.runtime.camera.region_front" if k == 3 else
+                    "ink map in [0, 1] (ink = 1.0); convert camera frames with edgemeta.runtime.camera.frames.frame_to_input")
+            raise EdgemetaError(f"image: dtype {x.dtype}; expected a float {what}")
+        if x.shape == (b, k, s, s):
             return x
-        if x.shape in ((b, s, s),) or (b == 1 and x.shape in ((s, s), (1, s, s))):
+        if k == 1 and (x.shape in ((b, s, s),) or (b == 1 and x.shape in ((s, s), (1, s, s)))):
             return x.reshape(b, 1, s, s)
-        expected = f"({s}, {s}), (1, {s}, {s}) or (1, 1, {s}, {s})" if b == 1 else f"({b}, 1, {s}, {s}) or ({b}, {s}, {s})"
+        if k == 3 and b == 1 and x.shape == (3, s, s):
+            return x.reshape(1, 3, s, s)
+        if k == 1:
+            expected = f"({s}, {s}), (1, {s}, {s}) or (1, 1, {s}, {s})" if b == 1 else f"({b}, 1, {s}, {s}) or ({b}, {s}, {s})"
+        else:
+            expected = f"(3, {s}, {s}) or (1, 3, {s}, {s})" if b == 1 else f"({b}, 3, {s}, {s})"
         raise EdgemetaError(f"image: got shape {x.shape}; expected {expected} for this learner (batch {b}, size {s})")
 
     def _set_image(self, image) -> None:

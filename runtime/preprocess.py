@@ -42,3 +42,20 @@ def omniglot_batch_to_input(paper_mask: np.ndarray, size: int) -> np.ndarray:
     for i, img in enumerate(paper_mask):
         out[i] = ink_to_input(1.0 - img.astype(np.float32), size)
     return out
+
+# RGB learners (task "objects"): a square region of the camera frame, area-resized to S x S, RGB float32 in
+# [0, 1], channels first. The backbone's own normalisation is inside the graph, so clients feed plain pixels.
+RGB_PREPROCESS_ID = "rgb01-area-v1"
+
+
+def bgr_to_input(bgr: np.ndarray, size: int) -> np.ndarray:
+    """A BGR uint8 picture (H, W, 3) -> (3, size, size) float32 RGB in [0, 1], area-resized."""
+    import cv2
+
+    bgr = np.asarray(bgr)
+    if bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise ValueError(f"picture: received shape {bgr.shape}; expected (H, W, 3)")
+    if bgr.shape[:2] != (size, size):
+        bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
+    rgb = bgr[..., ::-1].transpose(2, 0, 1).astype(np.float32)
+    return np.ascontiguousarray(rgb * np.float32(1.0 / 255.0))

@@ -65,3 +65,29 @@ def camera_view(rgba: np.ndarray, rng: np.random.Generator, size: int, ink: tupl
 def random_ink(rng: np.random.Generator) -> tuple[float, float, float]:
     """A dark pen colour for mask-only pictures."""
     return tuple(float(v) for v in rng.uniform(0.0, 0.35, 3))
+
+
+def shape_picture(rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """A made-up coloured thing (RGBA uint8, size x size): a few filled ellipses, boxes and triangles in random
+    colours on a transparent ground. Needs no data set: the export's parity episodes are made of these."""
+    pic = np.zeros((size, size, 4), np.uint8)
+    for _ in range(int(rng.integers(2, 5))):
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,)
+        centre = tuple(int(v) for v in rng.integers(size // 4, 3 * size // 4, 2))
+        kind = rng.integers(3)
+        if kind == 0:
+            axes = tuple(int(v) for v in rng.integers(size // 8, size // 3, 2))
+            cv2.ellipse(pic, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+        elif kind == 1:
+            half = rng.integers(size // 8, size // 3, 2)
+            cv2.rectangle(pic, tuple(int(v) for v in np.subtract(centre, half)),
+                          tuple(int(v) for v in np.add(centre, half)), colour, -1)
+        else:
+            cv2.fillPoly(pic, [rng.integers(0, size, (3, 2)).astype(np.int32)], colour)
+    return pic
+
+
+def view_classes(pictures: list[np.ndarray], size: int, views: int, rng: np.random.Generator) -> np.ndarray:
+    """(len(pictures), views, 3, size, size) float32 RGB in [0, 1]: camera views of each picture."""
+    out = np.stack([np.stack([camera_view(p, rng, size) for _ in range(views)]) for p in pictures])
+    return np.ascontiguousarray(out.transpose(0, 1, 4, 2, 3), dtype=np.float32) / np.float32(255.0)

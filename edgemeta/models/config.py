@@ -6,7 +6,11 @@ from dataclasses import asdict, dataclass, fields
 from edgemeta import EdgemetaError
 
 ARCHS = ("mann", "lstm", "custom")
-ENCODERS = ("flat", "conv")
+ENCODERS = ("flat", "conv", "efficientnet_lite0")
+# encoders that take RGB [B, 3, S, S] in [0, 1] (the rest take one ink channel, [B, 1, S, S])
+RGB_ENCODERS = ("efficientnet_lite0",)
+# encoders with a learned `embedding`-wide output (the rest pass pixels through)
+EMBEDDING_ENCODERS = ("conv", "efficientnet_lite0")
 KEY_INITS = ("random", "embedding")
 
 
@@ -15,7 +19,9 @@ class ModelConfig:
     arch: str = "mann"  # "mann" (LSTM controller + LRUA memory), "lstm" (no external memory), "custom" (`module`)
     image_size: int = 20  # S: the learner's input is [B, 1, S, S], ink = 1.0
     num_classes: int = 5  # C: size of the label space (logits and prev_label)
-    encoder: str = "flat"  # "flat": raw pixels into the controller (the paper); "conv": a small CNN first
+    # "flat": raw pixels into the controller (the paper); "conv": a small CNN first; "efficientnet_lite0": the
+    # ImageNet-pretrained backbone on RGB, then a linear projection to `embedding` (the `objects` learner)
+    encoder: str = "flat"
     conv_channels: tuple[int, ...] = (16, 32, 64)  # conv encoder: channels per 3x3 conv + 2x2 max-pool block
     embedding: int = 128  # conv encoder: output features
     # conv encoder: scale the embedding to a fixed length (sqrt(embedding)): its direction, not its
@@ -45,11 +51,11 @@ class ModelConfig:
         for name in ("image_size", "num_classes", "controller", "memory_slots", "memory_width", "read_heads"):
             if int(getattr(self, name)) < 1:
                 raise EdgemetaError(f"model option {name} must be >= 1, got {getattr(self, name)}")
-        if self.embedding_norm and self.encoder != "conv":
+        if self.embedding_norm and self.encoder not in EMBEDDING_ENCODERS:
             raise EdgemetaError("embedding_norm shapes a conv encoder's output; set encoder='conv' or drop it")
         if self.key_init not in KEY_INITS:
             raise EdgemetaError(f"unknown key_init {self.key_init!r}; valid: {', '.join(KEY_INITS)}")
-        if self.key_init == "embedding" and (self.encoder != "conv" or self.memory_width != self.embedding):
+        if self.key_init == "embedding" and (self.encoder not in EMBEDDING_ENCODERS or self.memory_width != self.embedding):
             raise EdgemetaError("key_init='embedding' starts keys as the conv embedding: needs encoder='conv' and "
                                 f"memory_width == embedding ({self.embedding}), got {self.memory_width}")
         if (self.arch == "custom") != bool(self.module):
@@ -59,6 +65,11 @@ class ModelConfig:
             raise EdgemetaError("read_heads must not exceed memory_slots")
         if not 0.0 < self.gamma <= 1.0:
             raise EdgemetaError(f"gamma must lie in (0, 1], got {self.gamma}")
+
+    @property
+    def channels(self) -> int:
+        """The image's channels: 3 (RGB in [0, 1]) for a pretrained RGB backbone, else 1 (ink = 1.0)."""
+        return 3 if self.encoder in RGB_ENCODERS else 1
 
     def to_dict(self) -> dict:
         d = asdict(self)

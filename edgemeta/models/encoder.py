@@ -56,5 +56,28 @@ class FixedLength(nn.Module):
         return x * (self.scale / torch.sqrt((x * x).sum(dim=1, keepdim=True) + 1e-12))
 
 
+class PretrainedEncoder(nn.Module):
+    """EfficientNet-Lite0 (RGB in [0, 1], its normalisation inside) -> 1280 pooled features -> a linear
+    projection to a fixed-length `embedding` (the `objects` learner; edgemeta/models/efficientnet_lite.py).
+
+    Built without weights: a checkpoint carries the backbone's (edgemeta/training/objects_learner.py).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        from edgemeta.models.efficientnet_lite import FEATURES, EfficientNetLite0
+
+        self.backbone = EfficientNetLite0()
+        del self.backbone._fc  # the ImageNet classifier: not part of the learner
+        self.proj = nn.Linear(FEATURES, cfg.embedding)
+        self.norm = FixedLength(cfg.embedding) if cfg.embedding_norm else nn.LayerNorm(cfg.embedding)
+        self.out_features = cfg.embedding
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(self.backbone.features(image)))
+
+
 def build_encoder(cfg: ModelConfig) -> nn.Module:
+    if cfg.encoder == "efficientnet_lite0":
+        return PretrainedEncoder(cfg)
     return ConvEncoder(cfg) if cfg.encoder == "conv" else FlatEncoder(cfg)

@@ -8,13 +8,16 @@ device itself, is runtime/backends/trt_build.py.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
 from edgemeta.runtime.backends.trt import SUPPORTED_TENSORRT, CudaRuntime, import_tensorrt, tensorrt_version_problem
+from edgemeta.runtime.backends.trt_build import collecting_logger, serialize_engine
 
-WORKSPACE_BYTES = 1 << 30
+WORKSPACE_MB = 1024
 HINT = "pip install 'edgemeta[trt]' and run the export on the target device"
 
 
@@ -38,51 +41,19 @@ def require_tensorrt():
     return trt
 
 
-def _logger(trt, lines: list[str]):
-    class Collect(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-
-        def log(self, severity, msg):
-            if severity != trt.ILogger.Severity.VERBOSE:  # verbose tactic listings run to megabytes
-                lines.append(f"[{str(severity).split('.')[-1]}] {msg}")
-
-    return Collect()
-
-
 def build_engine(onnx_path, max_batch: int, fp16: bool, log: list[str], fp16_tensors: set[str] | None = None) -> bytes:
-    """A serialized engine for batch 1..max_batch. With fp16 and `fp16_tensors`, only layers that
-    produce those tensors (the stateless front) may run in float16; the rest is pinned to float32."""
-    trt = import_tensorrt()
-    logger = _logger(trt, log)
-    builder = trt.Builder(logger)
-    flags = 0
-    if int(trt.__version__.split(".")[0]) < 10:  # explicit batch is the only mode from TensorRT 10 on
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EdgemetaError(f"TensorRT cannot parse {contract.ONNX_FILE}: {' '.join(errors.split())[:300]}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    config.clear_flag(trt.BuilderFlag.TF32)  # TF32 matmuls round to 10 bits: float32 parity would fail
-    profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        tensor = network.get_input(i)
-        rest = tuple(tensor.shape)[1:]
-        profile.set_shape(tensor.name, (1, *rest), (1, *rest), (max_batch, *rest))  # tuned for batch 1, what a device runs
-    config.add_optimization_profile(profile)
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-        if fp16_tensors is not None:
-            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-            _pin_float32(trt, network, fp16_tensors)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        errors = [line for line in log if line.startswith(("[ERROR]", "[INTERNAL_ERROR]"))]
-        raise EdgemetaError(f"TensorRT engine build failed: {(errors or ['see the build log'])[-1][:300]}")
-    return bytes(serialized)
+    """A serialized engine for batch 1..max_batch, tuned for batch 1 (what a device runs). With fp16 and
+    `fp16_tensors`, only layers that produce those tensors (the stateless front) may run in float16; the rest is
+    pinned to float32."""
+
+    def precision(trt, network, config):
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+            if fp16_tensors is not None:
+                config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+                _pin_float32(trt, network, fp16_tensors)
+
+    return serialize_engine(import_tensorrt(), Path(onnx_path), max_batch, 1, WORKSPACE_MB, log, configure=precision)
 
 
 def _pin_float32(trt, network, fp16_tensors: set[str]) -> None:
@@ -102,7 +73,7 @@ class EngineStep:
     def __init__(self, engine_bytes: bytes, log: list[str]):
         trt = import_tensorrt()
         self._trt = trt
-        self.runtime = trt.Runtime(_logger(trt, log))
+        self.runtime = trt.Runtime(collecting_logger(trt, log))
         self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise EdgemetaError("TensorRT could not load the engine it just built; see the build log")

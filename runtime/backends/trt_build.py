@@ -33,7 +33,7 @@ PARITY_ATOL = 1e-4  # float32 engine against float32 ONNX Runtime, state carried
 INT8_OPS = ("MatMulInteger", "DynamicQuantizeLinear")
 
 
-def _logger(trt, lines: list[str]):
+def collecting_logger(trt, lines: list[str]):
     class Collect(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
@@ -45,9 +45,11 @@ def _logger(trt, lines: list[str]):
     return Collect()
 
 
-def serialize_engine(trt, onnx_path: Path, max_batch: int, batch: int, workspace_mb: int, log: list[str]) -> bytes:
-    """A float32 engine for batch 1..max_batch, tuned for `batch`."""
-    logger = _logger(trt, log)
+def serialize_engine(trt, onnx_path: Path, max_batch: int, batch: int, workspace_mb: int, log: list[str],
+                     configure: Callable | None = None) -> bytes:
+    """An engine for batch 1..max_batch, tuned for `batch`; float32 unless `configure(trt, network, config)`
+    changes the precision (the checkpoint export's fp16 front)."""
+    logger = collecting_logger(trt, log)
     builder = trt.Builder(logger)
     flags = 0
     if int(trt.__version__.split(".")[0]) < 10:  # explicit batch is the only mode from TensorRT 10 on
@@ -66,6 +68,8 @@ def serialize_engine(trt, onnx_path: Path, max_batch: int, batch: int, workspace
         rest = tuple(tensor.shape)[1:]
         profile.set_shape(tensor.name, (1, *rest), (batch, *rest), (max_batch, *rest))
     config.add_optimization_profile(profile)
+    if configure is not None:
+        configure(trt, network, config)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         errors = [line for line in log if line.startswith(("[ERROR]", "[INTERNAL_ERROR]"))]

@@ -159,3 +159,17 @@ def test_export_command_builds_an_engine_from_learner_onnx(fakes, export_dir):
     assert config.pools["workspace"] == 1024 << 20  # jetson-orin-nano's trt_workspace_mb
     result = CliRunner().invoke(cli, ["export", str(export_dir / "learner.onnx")])
     assert result.exit_code != 0 and "add --trt" in result.output
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_checkpoint_export_builds_through_the_same_builder(fakes, export_dir, fp16):
+    """export/tensorrt_engine.build_engine is the runtime's builder plus the fp16 front's precision flags."""
+    from edgemeta.export.tensorrt_engine import build_engine
+
+    assert build_engine(export_dir / "learner.onnx", max_batch=8, fp16=fp16, log=[])
+    _, config = fakes[1].built[-1]
+    assert config.pools["workspace"] == 1024 << 20
+    assert "TF32" not in config.flags
+    assert ("FP16" in config.flags) == fp16
+    lo, opt, hi = config.profiles[0].shapes["image"]
+    assert (lo[0], opt[0], hi[0]) == (1, 1, 8)

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from synthetic_clip import record_session  # benchmarks/ is on sys.path: these run as scripts
 from tqdm import tqdm
 
 STAGES = ("decode", "preprocess", "step", "overlay", "output")
@@ -27,25 +28,10 @@ STAGES = ("decode", "preprocess", "step", "overlay", "output")
 
 def make_clip(path: Path, frames: int, classes: int) -> dict[int, int]:
     """Write a synthetic session to `path`; returns {frame: label} teaching the first shot of each class."""
-    from edgemeta.runtime.camera.recorder import VideoRecorder
-    from edgemeta.runtime.camera.sources import VideoSource
-
     fpshot = 10
     shots = max(1, -(-frames // (classes * (fpshot + 2))))
-    src = VideoSource(f"synthetic://omniglot?classes={classes}&shots={shots}&frames_per_shot={fpshot}&width=640&height=480")
-    camera = src.backend
-    rec = VideoRecorder(path, fps=30)
-    events: dict[int, int] = {}
-    for i in range(frames):
-        frame = src.read()
-        if frame is None:
-            break
-        t = camera.truth_of(src.frame_index)
-        if t.card and t.class_shot == 0 and t.shot_frame == camera.middle_frame:
-            events[i] = t.label
-        rec.write(frame)
-    rec.close()
-    return events
+    uri = f"synthetic://omniglot?classes={classes}&shots={shots}&frames_per_shot={fpshot}&width=640&height=480"
+    return record_session(path, uri, frames)[0]
 
 
 def one_run(model: str, video: str, events: dict, threads: int | None, max_frames: int, prefetch: bool,

@@ -24,6 +24,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from synthetic_clip import record_session  # benchmarks/ is on sys.path: these run as scripts
+
 KINDS = {  # synthetic:// parameters of each session kind: the card's side in a 640x480 frame, offset, tilt
     "near": "card=560&tilt=20",
     "middle": "card=350&tilt=20",
@@ -97,26 +99,6 @@ def fps_run(model: str, video: str, prepare_name: str, events: dict, frames: int
             return result.frames / (time.perf_counter() - t), result.frames
 
 
-def write_clip(path: Path, query: str, frames: int) -> tuple[dict, list]:
-    """A 640x480 clip of a synthetic session; {frame: label} teaching the first shot of each class; the frames."""
-    from edgemeta.runtime.camera.recorder import VideoRecorder
-    from edgemeta.runtime.camera.sources import VideoSource
-
-    src = VideoSource(f"synthetic://omniglot?classes=5&shots=5&width=640&height=480&{query}")
-    camera, rec, events, kept = src.backend, VideoRecorder(path, fps=30), {}, []
-    for i in range(frames):
-        frame = src.read()
-        if frame is None:
-            break
-        t = camera.truth_of(src.frame_index)
-        if t.card and t.class_shot == 0 and t.shot_frame == camera.middle_frame:
-            events[i] = t.label
-        rec.write(frame)
-        kept.append(frame)
-    rec.close()
-    return events, kept
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="learner (.onnx or shipped name) [the demo's default]")
@@ -154,7 +136,8 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for kind in ("far", "near"):
                 video = str(Path(tmp) / f"{kind}.mp4")
-                events, frames = write_clip(Path(video), KINDS[kind], args.fps_frames)
+                events, frames = record_session(
+                    Path(video), f"synthetic://omniglot?classes=5&shots=5&width=640&height=480&{KINDS[kind]}", args.fps_frames)
                 cost = {}
                 for name in FRONT_ENDS:
                     prepare = front_end(name, 28)

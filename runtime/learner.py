@@ -225,11 +225,7 @@ class Learner:
         try:
             spec = check_learner(be.inputs, be.outputs, be.metadata_json, int(batch), str(resolved))
             _check_buffers_fit(spec, int(batch), str(resolved))
-            be.bind(spec.state_shapes, spec.num_classes, spec.input_size, spec.has_novelty)
-            if be.image.shape[1] != spec.channels:
-                # the backends' bind() allocates the image buffer; RGB needs it with 3 channels
-                raise EdgemetaError(f"{resolved}: takes {spec.channels}-channel (RGB) images; the "
-                                    f"{be.describe()} backend binds {be.image.shape[1]}-channel ones only")
+            be.bind(spec.state_shapes, spec.num_classes, spec.input_size, spec.has_novelty, channels=spec.channels)
         except MemoryError:
             be.close()
             raise EdgemetaError(f"{resolved}: batch={batch} needs more memory than this machine can give; "

@@ -90,7 +90,7 @@ class FirstBuildCheck:
                 and all(isinstance(n, str) and "/" not in n and (self.cache / n).is_file() for n in engines))
 
     def run(self, session, cpu_session, model_id: str, state_shapes: dict, num_classes: int, input_size: int,
-            batch: int) -> str:
+            batch: int, channels: int = 1) -> str:
         """Check `session` against `cpu_session()` (made only when needed) if it runs on a TensorRT engine built
         without a check. Returns what happened ("skipped", "passed", "not TensorRT"); a mismatch raises."""
         if TRT not in session.get_providers():
@@ -98,7 +98,7 @@ class FirstBuildCheck:
         identity = self._identity(model_id, TRT)
         if self.cache is not None and self._marker_holds(identity):
             return "skipped"
-        feeds = episode(state_shapes, num_classes, input_size, batch)
+        feeds = episode(state_shapes, num_classes, input_size, batch, channels)
         reference = run_episode(cpu_session(), feeds, state_shapes, self.path, "ONNX Runtime on the CPU")
         try:
             candidate = run_episode(session, feeds, state_shapes, self.path, "the TensorRT engine")
@@ -136,11 +136,11 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def episode(state_shapes: dict, num_classes: int, input_size: int, batch: int) -> list[dict]:
+def episode(state_shapes: dict, num_classes: int, input_size: int, batch: int, channels: int = 1) -> list[dict]:
     """The check's inputs: sparse random drawings and labels over all classes, the label offset by one step
     as in training (zeros at the first step). No data set needed."""
     rng = np.random.default_rng(SEED)
-    images = (rng.random((STEPS, batch, 1, input_size, input_size)) < INK).astype(np.float32)
+    images = (rng.random((STEPS, batch, channels, input_size, input_size)) < INK).astype(np.float32)
     labels = rng.integers(0, num_classes, (STEPS, batch))
     prev = np.zeros((STEPS, batch, num_classes), np.float32)
     for t in range(1, STEPS):

@@ -137,14 +137,16 @@ class OrtBackend:
         return f"onnxruntime {self.providers[0]}{threads}"
 
     # --- buffers ---------------------------------------------------------------------------
-    def bind(self, state_shapes: dict[str, tuple[int, ...]], num_classes: int, input_size: int, has_novelty: bool) -> None:
-        """Allocate the fixed buffers and the two IOBindings (committed = A or B)."""
+    def bind(self, state_shapes: dict[str, tuple[int, ...]], num_classes: int, input_size: int, has_novelty: bool,
+             channels: int = 1) -> None:
+        """Allocate the fixed buffers and the two IOBindings (committed = A or B). `channels`: the image's
+        channels, 1 (an ink map) or 3 (RGB)."""
         import onnxruntime as ort
 
-        self._check_first_build(state_shapes, num_classes, input_size)
+        self._check_first_build(state_shapes, num_classes, input_size, channels)
         b = self.batch
         self.state_names = list(state_shapes)
-        self.image = np.zeros((b, 1, input_size, input_size), np.float32)
+        self.image = np.zeros((b, channels, input_size, input_size), np.float32)
         self.prev_label = np.zeros((b, num_classes), np.float32)
         self.logits = np.zeros((b, num_classes), np.float32)
         self.novelty = np.zeros((b, 1), np.float32) if has_novelty else None
@@ -189,13 +191,14 @@ class OrtBackend:
         self._bound = True
         self.reset()
 
-    def _check_first_build(self, state_shapes, num_classes: int, input_size: int) -> None:
+    def _check_first_build(self, state_shapes, num_classes: int, input_size: int, channels: int) -> None:
         """A TensorRT engine the provider built here without a check runs a check episode first; a mismatch
         closes the session, so the engine never runs a step for the caller."""
         model_id = str(json.loads(self.metadata_json)["model_id"])  # the contract check has read it already
         try:
             cpu = functools.partial(open_session, self.path, ["CPUExecutionProvider"], self.threads, self.batch)
-            self._first_build.run(self.session, cpu, model_id, state_shapes, num_classes, input_size, self.batch)
+            self._first_build.run(self.session, cpu, model_id, state_shapes, num_classes, input_size, self.batch,
+                                 channels)
         except BaseException:
             self.close()
             raise

@@ -236,12 +236,12 @@ class TrtBackend:
                     )
 
     # --- buffers ---------------------------------------------------------------------------
-    def bind(self, state_shapes, num_classes: int, input_size: int, has_novelty: bool) -> None:
+    def bind(self, state_shapes, num_classes: int, input_size: int, has_novelty: bool, channels: int = 1) -> None:
         b = self.batch
         self.context = self.engine.create_execution_context()
         self.state_names = list(state_shapes)
         self._state_shapes = {n: (b, *s) for n, s in state_shapes.items()}
-        self.image = np.zeros((b, 1, input_size, input_size), np.float32)
+        self.image = np.zeros((b, channels, input_size, input_size), np.float32)
         self.prev_label = np.zeros((b, num_classes), np.float32)
         self.logits = np.zeros((b, num_classes), np.float32)
         self.novelty = np.zeros((b, 1), np.float32) if has_novelty else None

@@ -131,13 +131,17 @@ def _bars(out, obs: Optional[Observation], hud: Hud, s: float) -> None:
 
 
 def _thumbnail(out, image: np.ndarray, s: float) -> None:
-    """The learner's input, ink dark on white as on paper, magnified with visible pixels."""
+    """The learner's input, magnified with visible pixels: ink dark on white as on paper, or an RGB (3, S, S) region."""
     h, w = out.shape[:2]
     side = int(96 * s)
-    thumb = np.clip(255.0 * (1.0 - image), 0, 255).astype(np.uint8)
-    thumb = cv2.resize(thumb, (side, side), interpolation=cv2.INTER_NEAREST)
     x, y = w - side - int(8 * s), h - side - int(8 * s)
-    out[y : y + side, x : x + side] = cv2.cvtColor(thumb, cv2.COLOR_GRAY2BGR)  # 40x faster than broadcasting
+    if image.ndim == 3:  # RGB in [0, 1], channels first
+        thumb = np.clip(255.0 * image[::-1].transpose(1, 2, 0), 0, 255).astype(np.uint8)
+        out[y : y + side, x : x + side] = cv2.resize(thumb, (side, side), interpolation=cv2.INTER_NEAREST)
+    else:
+        thumb = np.clip(255.0 * (1.0 - image), 0, 255).astype(np.uint8)
+        thumb = cv2.resize(thumb, (side, side), interpolation=cv2.INTER_NEAREST)
+        out[y : y + side, x : x + side] = cv2.cvtColor(thumb, cv2.COLOR_GRAY2BGR)  # 40x faster than broadcasting
     cv2.rectangle(out, (x - 1, y - 1), (x + side, y + side), WHITE, 1)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from edgemeta import EdgemetaError
 from edgemeta.runtime.camera.frames import FrameResult, frame_to_input
 from edgemeta.runtime.camera.overlay import Hud
+from edgemeta.runtime.camera.region_front import FRONT_END as REGION_FRONT_END, region_to_input
 from edgemeta.runtime.learner import LEARNERS_DIR, resolve_learner, shipped_learners
 
 DEFAULT_MODELS = ("default", "mann")  # the product learner first, the paper's MANN as the fallback
@@ -89,12 +90,15 @@ class DemoCore:
         self.size = int(learner.input_size)
         self.num_classes = int(learner.num_classes)
         self.seconds = {"preprocess": 0.0, "step": 0.0}  # time spent per stage, for benchmarks
+        # The learner's metadata names the front end it was trained for: a square region (objects) or the symbol.
+        metadata = getattr(learner, "metadata", None) or {}
+        self.front_end = region_to_input if metadata.get("front_end") == REGION_FRONT_END else frame_to_input
 
     def prepare(self, frame: np.ndarray) -> FrameResult:
         """Preprocess one frame (runtime/camera/frames.py); thread-safe, so a FrameFeed can run it in its
         capture thread while this thread runs the learner."""
         t = time.perf_counter()
-        symbol = frame_to_input(frame, self.size)
+        symbol = self.front_end(frame, self.size)
         self.seconds["preprocess"] += time.perf_counter() - t
         return symbol
 

@@ -270,8 +270,11 @@ class NativeBackend:
         return f"native C step ({weights}{source}), 1 thread, {cpu}"
 
     # --- buffers ---------------------------------------------------------------------------
-    def bind(self, state_shapes: dict, num_classes: int, input_size: int, has_novelty: bool) -> None:
+    def bind(self, state_shapes: dict, num_classes: int, input_size: int, has_novelty: bool, channels: int = 1) -> None:
         d, cfg, b = self.dims, self.cfg, self.batch
+        if channels != 1:
+            raise EdgemetaError(f"{self.path}: takes {channels}-channel (RGB) images; the native C step runs MANN "
+                                "learners on 1-channel ink maps only; use backend='ort'")
         expected = self._state_expected()
         if {k: tuple(v) for k, v in state_shapes.items()} != expected or num_classes != d["C"] \
                 or input_size ** 2 != d["F"] or has_novelty != bool(cfg["novelty"]):

@@ -86,7 +86,7 @@ class FrameTruth:
 def parse_params(generator: str, query: dict[str, str]) -> SyntheticParams:
     """The query of a synthetic:// URI -> SyntheticParams, with one-line errors naming the valid keys."""
     if generator != "omniglot":
-        raise EdgemetaError(f"unknown synthetic generator {generator!r}; valid: synthetic://omniglot")
+        raise EdgemetaError(f"unknown synthetic generator {generator!r}; valid: synthetic://omniglot, synthetic://objects")
     known = {f.name: f for f in fields(SyntheticParams)}
     values: dict[str, object] = {}
     for key, raw in query.items():
@@ -108,6 +108,10 @@ def synthetic_opener(data: str | os.PathLike | None = None, dataset=None) -> Cal
     runtime/omniglot.py finds."""
 
     def open_backend(spec) -> SyntheticCamera:
+        if spec.target == "objects":  # things for the objects learner (runtime/camera/synthetic_objects.py)
+            from edgemeta.runtime.camera.synthetic_objects import objects_camera
+
+            return objects_camera(spec.params)
         params = parse_params(spec.target, spec.params)
         if params.data is None and data is not None:
             params = replace(params, data=str(data))

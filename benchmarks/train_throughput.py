@@ -173,7 +173,7 @@ def model_loops(args, device):
 def sampling(args, device):
     from edgemeta.data.episodes import EpisodeSampler
     from edgemeta.runtime.omniglot import load_omniglot, split_classes
-    from edgemeta.training.compiled_step import EpisodeBatches, EpisodeLoss, TrainStep, batch_stream, compile_core
+    from edgemeta.training.compiled_step import EpisodeBatches, TrainStep, batch_stream, compile_core
     from edgemeta.training.distributed import DistContext
     from edgemeta.models import build_learner
     from edgemeta.training.presets import preset

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime import contract
 from edgemeta.runtime.backends.trt import SUPPORTED_TENSORRT, CudaRuntime, import_tensorrt, tensorrt_version_problem
 from edgemeta.runtime.backends.trt_build import collecting_logger, serialize_engine
 

@@ -170,7 +170,6 @@ def _check_io(graph, problems: list[Problem]) -> None:
 def _check_types(model, problems: list[Problem], int64_native: bool) -> None:
     """Element types of every tensor: initializers and constants (float64; INT64 values INT32 cannot hold),
     intermediate tensors (float64), and what each op takes (OP_TYPES, Cast's target)."""
-    import onnx
     from onnx import numpy_helper, shape_inference
 
     try:

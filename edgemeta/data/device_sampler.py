@@ -44,7 +44,7 @@ class DeviceEpisodeSampler(EpisodeSampler):
         counts_host = self.counts(ways)
         length = int(counts_host.sum())  # from the host copy: no device sync
         counts = torch.as_tensor(counts_host, device=dev)
-        n_classes, n_drawings, size = self.images.shape[0], self.images.shape[1], self.images.shape[-1]
+        n_classes, n_drawings = self.images.shape[0], self.images.shape[1]
 
         classes = _permutations(batch, n_classes, gen, dev)[:, :ways]  # [B, ways], distinct
         label_of = _permutations(batch, self.num_classes, gen, dev)[:, :ways]  # [B, ways], distinct

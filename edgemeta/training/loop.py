@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from edgemeta import EdgemetaError
 from edgemeta.data.tasks import training_task

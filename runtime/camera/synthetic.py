@@ -169,7 +169,35 @@ class SessionPlan:
         return truth.card and truth.shot_frame == self.middle_frame
 
 
-class SyntheticCamera(SessionPlan):
+class RenderedSession(SessionPlan):
+    """A planned session whose frames are rendered on demand: the VideoSource backend's read() and close().
+
+    Subclasses implement render(i) -> (BGR frame, FrameTruth); after each read(), `truth` is the FrameTruth of
+    the frame returned.
+    """
+
+    next = 0
+    truth: Optional[FrameTruth] = None
+
+    def render(self, i: int) -> tuple[np.ndarray, FrameTruth]:
+        raise NotImplementedError
+
+    def check_index(self, i: int) -> None:
+        if not 0 <= i < self.num_frames:
+            raise IndexError(f"frame {i} outside the session's {self.num_frames} frames")
+
+    def read(self) -> Optional[np.ndarray]:
+        if self.next >= self.num_frames:
+            return None
+        frame, self.truth = self.render(self.next)
+        self.next += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+class SyntheticCamera(RenderedSession):
     """A finite frame source (the VideoSource backend for synthetic://): read() -> BGR frame or None at the end.
 
     After each read(), `truth` is the FrameTruth of the frame returned.
@@ -219,21 +247,10 @@ class SyntheticCamera(SessionPlan):
         """The Omniglot drawing a card frame shows, as the data set holds it: (105, 105), paper = 1."""
         return self._paper_masks[truth.label, truth.drawing]
 
-    def read(self) -> Optional[np.ndarray]:
-        if self.next >= self.num_frames:
-            return None
-        frame, self.truth = self.render(self.next)
-        self.next += 1
-        return frame
-
-    def close(self) -> None:
-        pass
-
     # --- rendering ---
 
     def render(self, i: int) -> tuple[np.ndarray, FrameTruth]:
-        if not 0 <= i < self.num_frames:
-            raise IndexError(f"frame {i} outside the session's {self.num_frames} frames")
+        self.check_index(i)
         p = self.params
         truth = self.truth_of(i)
         shot, k = divmod(i, self.shot_len)

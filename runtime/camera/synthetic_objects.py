@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime.camera.synthetic import FrameTruth, SessionPlan
+from edgemeta.runtime.camera.synthetic import FrameTruth, RenderedSession
 
 GENERATOR = "objects"
 PICTURES = Path(__file__).resolve().parents[1] / "demo_set" / "objects-demo.npz"
@@ -56,7 +55,7 @@ def parse_objects_params(query: dict[str, str]) -> ObjectsParams:
     return ObjectsParams(**values)
 
 
-class ObjectsCamera(SessionPlan):
+class ObjectsCamera(RenderedSession):
     """A finite frame source (the VideoSource backend for synthetic://objects): read() -> BGR frame or None."""
 
     def __init__(self, params: ObjectsParams):
@@ -77,19 +76,8 @@ class ObjectsCamera(SessionPlan):
     def truth_of(self, i: int) -> FrameTruth:
         return replace(super().truth_of(i), omniglot_class=None, drawing=None)
 
-    def read(self) -> Optional[np.ndarray]:
-        if self.next >= self.num_frames:
-            return None
-        frame, self.truth = self.render(self.next)
-        self.next += 1
-        return frame
-
-    def close(self) -> None:
-        pass
-
     def render(self, i: int) -> tuple[np.ndarray, FrameTruth]:
-        if not 0 <= i < self.num_frames:
-            raise IndexError(f"frame {i} outside the session's {self.num_frames} frames")
+        self.check_index(i)
         truth = self.truth_of(i)
         look = self._shot_look(i // self.shot_len)
         rng = np.random.default_rng([self.params.seed, 3, i])

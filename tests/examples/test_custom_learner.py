@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from edgemeta.cli import main
 from edgemeta.runtime.learner import Learner

@@ -2,11 +2,8 @@
 docs/reliability.md lists them with the rest."""
 from __future__ import annotations
 
-import io
 import json
 import warnings
-import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -11,6 +11,19 @@ from edgemeta.cli.options import data_option
 DEFAULT_SOURCE = "synthetic://omniglot"
 
 
+def _a_region(ctx, param, value):
+    """--region X,Y,W,H: four non-negative integers, a width and height of at least 8 pixels."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) != 4 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+        raise click.BadParameter(f"{value!r} is not X,Y,W,H in whole pixels, e.g. 160,80,320,320")
+    x, y, w, h = (int(p) for p in parts)
+    if w < 8 or h < 8:
+        raise click.BadParameter(f"{value!r}: the region must be at least 8x8 pixels")
+    return (x, y, w, h)
+
+
 def _a_number(ctx, param, value):
     """FloatRange lets NaN through (every comparison with NaN is false), and a NaN threshold says '?' never."""
     if value != value:
@@ -48,9 +61,12 @@ def _a_number(ctx, param, value):
               help="Say '?' when the confidence is below T.")
 @click.option("--novelty-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, callback=_a_number,
               help="Say '?' when the learner's novelty output is above this (learners with a novelty head).")
+@click.option("--region", default=None, metavar="X,Y,W,H", callback=_a_region,
+              help="Look only inside this rectangle of the frame, in pixels (the symbol front end searches the whole "
+                   "frame otherwise; the objects front end takes a centred square).")
 @data_option
 def command(model, source, input_flip, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
-            threshold, novelty_threshold, data):
+            threshold, novelty_threshold, region, data):
     """Show symbols to a camera and teach them with keys 1-9, 0; it names what it sees from then on.
 
     Headless (--headless) runs a source to its end, taught by --script, or on synthetic:// by the session's
@@ -60,11 +76,11 @@ def command(model, source, input_flip, device, backend, headless, script, log, r
 
     with stop_signals_interrupt():  # SIGTERM and SIGHUP end a session as Ctrl-C does: what was learned is saved
         _run(model, source, input_flip, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
-             threshold, novelty_threshold, data)
+             threshold, novelty_threshold, region, data)
 
 
 def _run(model, source, input_flip, device, backend, headless, script, log, record, state, shots_to_teach, max_frames,
-         threshold, novelty_threshold, data):
+         threshold, novelty_threshold, region, data):
     from edgemeta import EdgemetaError
     from edgemeta.devices.profiles import load_profile
     from edgemeta.runtime.demo.core import DemoCore, configure_opencv, resolve_model
@@ -107,7 +123,7 @@ def _run(model, source, input_flip, device, backend, headless, script, log, reco
     # The profile's camera mode; files, folders and synthetic sessions ignore it.
     size = dict(width=profile.resolution[0], height=profile.resolution[1], fps=profile.fps) if profile is not None else {}
     configure_opencv()
-    core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold)
+    core = DemoCore(learner, threshold=threshold, novelty_threshold=novelty_threshold, region=region)
     # Decoding and preprocessing run in the feed's capture thread, the learner and the overlay in this one.
     video = VideoSource(uri, open_backend=open_backend, flip=input_flip, **size)
     with FrameFeed(video, core.prepare, background=True) as feed:

@@ -83,7 +83,8 @@ class Observation:
 class DemoCore:
     """Preprocess + predict/teach for one stream, with the demo's rules for naming classes."""
 
-    def __init__(self, learner, threshold: float = 0.5, novelty_threshold: float = 0.5):
+    def __init__(self, learner, threshold: float = 0.5, novelty_threshold: float = 0.5,
+                 region: tuple[int, int, int, int] | None = None):
         self.learner = learner
         self.threshold = float(threshold)
         self.novelty_threshold = float(novelty_threshold)
@@ -93,12 +94,18 @@ class DemoCore:
         # The learner's metadata names the front end it was trained for: a square region (objects) or the symbol.
         metadata = getattr(learner, "metadata", None) or {}
         self.front_end = region_to_input if metadata.get("front_end") == REGION_FRONT_END else frame_to_input
+        self.region = region  # set by the user: the only part of the frame either front end looks at
 
     def prepare(self, frame: np.ndarray) -> FrameResult:
         """Preprocess one frame (runtime/camera/frames.py); thread-safe, so a FrameFeed can run it in its
         capture thread while this thread runs the learner."""
         t = time.perf_counter()
-        symbol = self.front_end(frame, self.size)
+        if self.region is None:
+            symbol = self.front_end(frame, self.size)
+        elif self.front_end is region_to_input:
+            symbol = region_to_input(frame, self.size, self.region)
+        else:
+            symbol = frame_to_input(frame, self.size, roi=self.region)
         self.seconds["preprocess"] += time.perf_counter() - t
         return symbol
 

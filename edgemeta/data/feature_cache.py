@@ -30,8 +30,9 @@ def _views(images: list[np.ndarray], rng: np.random.Generator, size: int, views:
 
 
 def cache_domain(domain: str, classes: dict[str, list[np.ndarray]], out: Path, size: int, views: int,
-                 seed: int, mask_only: bool, instances: int, is_test=None) -> None:
-    """`is_test(name)`: whether a class is held out (default: the name hash of object_domains.held_out)."""
+                 seed: int, mask_only: bool, instances: int, is_test=None, encode=None) -> None:
+    """`is_test(name)`: whether a class is held out (default: the name hash of object_domains.held_out).
+    `encode`: images [N, 3, S, S] in [0, 1] -> features [N, ...] (default: the backbone's pooled 1280)."""
     import torch
 
     from edgemeta.data.object_domains import held_out
@@ -39,7 +40,7 @@ def cache_domain(domain: str, classes: dict[str, list[np.ndarray]], out: Path, s
     from edgemeta.models.efficientnet_lite import load_pretrained
     from edgemeta.runtime.atomic import atomic_path
 
-    model = load_pretrained()
+    encode = encode or load_pretrained().features
     names = sorted(classes)
     blocks = range(0, len(names), BLOCK)
     start = time.time()
@@ -55,7 +56,8 @@ def cache_domain(domain: str, classes: dict[str, list[np.ndarray]], out: Path, s
             pix = _views(imgs, rng, size, views, mask_only)  # [I, V, S, S, 3]
             x = torch.from_numpy(pix.reshape(-1, size, size, 3)).permute(0, 3, 1, 2).float().div(255)
             with torch.no_grad():
-                f = model.features(x).reshape(len(imgs), views, -1)
+                f = encode(x)
+            f = f.reshape(len(imgs), views, *f.shape[1:])
             feats.append(f.numpy().astype(np.float16))
         with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy adds ".npz" to a name
             np.savez(f, features=np.stack(feats), names=np.array(block_names),
@@ -65,7 +67,7 @@ def cache_domain(domain: str, classes: dict[str, list[np.ndarray]], out: Path, s
 
 
 def load_cache(out: str | Path, domain: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """features [classes, instances, views, 1280] float32, names, test flags for one cached domain."""
+    """features [classes, instances, views, ...] float32 (1280 pooled by default), names, test flags, one domain."""
     files = sorted(Path(out).glob(f"{domain}-*.npz"))
     if not files:
         from edgemeta import EdgemetaError
@@ -85,6 +87,11 @@ def load_cache(out: str | Path, domain: str) -> tuple[np.ndarray, list[str], np.
 @click.option("--views", default=4, show_default=True, help="camera views per instance")
 @click.option("--seed", default=0, show_default=True)
 def main(icons, omniglot_data, out, size, views, seed):
+    cache_all(icons, omniglot_data, out, size, views, seed)
+
+
+def cache_all(icons, omniglot_data, out, size: int = 96, views: int = 4, seed: int = 0, encode=None) -> None:
+    """Every domain's views, the same for any `encode` with the same seed (the view RNG never sees `encode`)."""
     from edgemeta.data.object_domains import icon_classes, letter_classes, omniglot_classes
     from edgemeta.runtime.omniglot import split_classes
 
@@ -95,11 +102,12 @@ def main(icons, omniglot_data, out, size, views, seed):
     chars = np.sort(np.concatenate([rng.choice(split["train"], OMNIGLOT_TRAIN, replace=False),
                                     rng.choice(split["test"], OMNIGLOT_TEST, replace=False)]))
     omniglot = omniglot_classes(chars, omniglot_data)
-    cache_domain("icons", icon_classes(icons), out, size, views, seed, mask_only=False, instances=4)
-    cache_domain("letters", letter_classes(), out, size, views, seed, mask_only=True, instances=8)
+    cache_domain("icons", icon_classes(icons), out, size, views, seed, mask_only=False, instances=4,
+                 encode=encode)
+    cache_domain("letters", letter_classes(), out, size, views, seed, mask_only=True, instances=8, encode=encode)
     # Omniglot's own pinned split decides: its test characters are the evaluation alphabets
     cache_domain("omniglot", omniglot, out, size, 2, seed, mask_only=True, instances=10,
-                 is_test=lambda name: name.startswith("images_evaluation"))
+                 is_test=lambda name: name.startswith("images_evaluation"), encode=encode)
 
 
 if __name__ == "__main__":

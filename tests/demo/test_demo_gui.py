@@ -91,7 +91,8 @@ def test_window_shows_frame_and_overlay_and_a_key_teaches(display, tiny_onnx, tm
         # The frame and overlay appear once the first frame is processed: poll the screen rather than
         # sleep a fixed time, which is too short on a loaded CI machine.
         patch = card[170:310, 250:390]
-        deadline = time.monotonic() + 60
+        start = time.monotonic()
+        deadline, remapped = start + 60, False
         while True:
             shot = read_xwd(subprocess.run(["xwd", "-root", "-silent"], env=env, capture_output=True, timeout=20,
                                            check=True).stdout)
@@ -102,6 +103,12 @@ def test_window_shows_frame_and_overlay_and_a_key_teaches(display, tiny_onnx, tm
             panel = np.all(shot == (40, 32, 28), axis=2).sum()
             if (score > 0.8 and green > 500 and panel > 2000) or time.monotonic() > deadline:
                 break
+            if score < 0.1 and not remapped and time.monotonic() - start > 10:
+                # Xvfb has no window manager: on a loaded machine Qt can miss the window's first expose and
+                # leave it black for good; mapping it again delivers a fresh expose, as a desktop's WM would.
+                _xdo(display, "windowunmap", "--sync", window)
+                _xdo(display, "windowmap", "--sync", window)
+                remapped = True
             time.sleep(0.5)
         assert score > 0.8, f"frame not found on screen (best match {score:.2f})"
         assert green > 500 and panel > 2000, (green, panel)

@@ -15,7 +15,6 @@ checked. Sessions that did not get the TensorRT provider are never checked.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
 from edgemeta.runtime.atomic import atomic_write_text
+from edgemeta.runtime.file_digest import file_sha256
 
 TRT = "TensorrtExecutionProvider"
 STEPS = 20
@@ -73,7 +73,7 @@ class FirstBuildCheck:
     def _identity(self, model_id: str, provider: str) -> dict:
         import onnxruntime as ort
 
-        return {"model_id": model_id, "file_sha256": _file_sha256(self.path), "onnxruntime": ort.__version__,
+        return {"model_id": model_id, "file_sha256": file_sha256(self.path), "onnxruntime": ort.__version__,
                 "provider": provider, "precision": "fp16/int8" if self.reduced else "fp32"}
 
     def _marker(self, identity: dict) -> Path:
@@ -126,14 +126,6 @@ class FirstBuildCheck:
         for name in self._cache_files() - self._before:
             with contextlib.suppress(OSError):
                 (self.cache / name).unlink()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def episode(state_shapes: dict, num_classes: int, input_size: int, batch: int, channels: int = 1) -> list[dict]:

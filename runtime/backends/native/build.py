@@ -33,6 +33,7 @@ from pathlib import Path
 
 from edgemeta import EdgemetaError
 from edgemeta.runtime.atomic import PendingFile, atomic_path
+from edgemeta.runtime.file_digest import file_sha256
 
 SOURCE = Path(__file__).resolve().parent / "mann_step.c"
 # -funroll-loops: the panel and memory loops have small constant trip counts; 6% off a step here
@@ -107,14 +108,6 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _digest_path(lib: Path) -> Path:
     return lib.with_suffix(".sha256")
 
@@ -130,7 +123,7 @@ def verify(lib: Path) -> None:
     digest = _digest_path(lib)
     try:
         trusted = _owned_private_file(lib) and _owned_private_file(digest)
-        matches = trusted and digest.read_text().strip() == _sha256(lib)
+        matches = trusted and digest.read_text().strip() == file_sha256(lib)
     except OSError:
         trusted = matches = False
     if not trusted:
@@ -170,7 +163,7 @@ def build(source: Path = SOURCE, defines: dict | None = None) -> tuple[Path, lis
                                   text=True, timeout=120)
             if proc.returncode == 0:
                 os.chmod(pending.tmp, 0o700)
-                digest = _sha256(pending.tmp)
+                digest = file_sha256(pending.tmp)
                 pending.publish()
                 with atomic_path(_digest_path(lib)) as tmp:  # after the library: a reader never pairs it with an old one
                     tmp.write_text(digest + "\n")

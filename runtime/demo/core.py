@@ -93,19 +93,20 @@ class DemoCore:
         self.seconds = {"preprocess": 0.0, "step": 0.0}  # time spent per stage, for benchmarks
         # The learner's metadata names the front end it was trained for: a square region (objects) or the symbol.
         metadata = getattr(learner, "metadata", None) or {}
-        self.front_end = region_to_input if metadata.get("front_end") == REGION_FRONT_END else frame_to_input
+        objects = metadata.get("front_end") == REGION_FRONT_END
         self.region = region  # set by the user: the only part of the frame either front end looks at
+        if region is None:
+            self.front_end = region_to_input if objects else frame_to_input
+        elif objects:
+            self.front_end = lambda frame, size: region_to_input(frame, size, region)
+        else:
+            self.front_end = lambda frame, size: frame_to_input(frame, size, roi=region)
 
     def prepare(self, frame: np.ndarray) -> FrameResult:
         """Preprocess one frame (runtime/camera/frames.py); thread-safe, so a FrameFeed can run it in its
         capture thread while this thread runs the learner."""
         t = time.perf_counter()
-        if self.region is None:
-            symbol = self.front_end(frame, self.size)
-        elif self.front_end is region_to_input:
-            symbol = region_to_input(frame, self.size, self.region)
-        else:
-            symbol = frame_to_input(frame, self.size, roi=self.region)
+        symbol = self.front_end(frame, self.size)
         self.seconds["preprocess"] += time.perf_counter() - t
         return symbol
 

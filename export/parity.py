@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from edgemeta.runtime import contract
+from edgemeta.runtime.softmax import softmax
 
 StepFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -177,7 +178,7 @@ def run_episodes(step: StepFn, state_shapes: dict[str, tuple[int, ...]], inputs:
 def compare(reference: Trace, candidate: Trace, tol: Tolerance) -> dict:
     """Worst differences over every step (logits, probabilities, novelty) and the final state, and the verdict."""
     logits_diff = float(np.abs(reference.logits - candidate.logits).max())
-    prob_diff = float(np.abs(_softmax(reference.logits) - _softmax(candidate.logits)).max())
+    prob_diff = float(np.abs(softmax(reference.logits) - softmax(candidate.logits)).max())
     novelty_diff = None
     if reference.novelty is not None:
         novelty_diff = float(np.abs(reference.novelty - candidate.novelty).max()) if candidate.novelty is not None else float("inf")
@@ -215,11 +216,6 @@ def compare(reference: Trace, candidate: Trace, tol: Tolerance) -> dict:
         "passed": not failures,
         "failures": failures,
     }
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 def format_parity(backend: str, result: dict) -> str:

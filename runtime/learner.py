@@ -33,6 +33,7 @@ import numpy as np
 from edgemeta import EdgemetaError
 from edgemeta.runtime.contract_check import check_learner
 from edgemeta.runtime.file_kind import not_a_file
+from edgemeta.runtime.softmax import softmax
 from edgemeta.runtime.state_file import LearnerState, check_state, load_state_file, save_state_file
 
 LEARNERS_DIR = Path(__file__).resolve().parent / "learners"  # shipped learners: learners/<name>.onnx
@@ -75,8 +76,7 @@ class Prediction:
     @property
     def probs(self) -> np.ndarray:
         if self._probs is None:
-            e = np.exp(self.logits - self.logits.max(axis=1, keepdims=True))
-            self._probs = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+            self._probs = softmax(self.logits).astype(np.float32)
         return self._probs
 
     @property

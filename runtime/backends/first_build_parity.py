@@ -25,6 +25,7 @@ from edgemeta import EdgemetaError
 from edgemeta.runtime import contract
 from edgemeta.runtime.atomic import atomic_write_text
 from edgemeta.runtime.file_digest import file_sha256
+from edgemeta.runtime.softmax import softmax
 
 TRT = "TensorrtExecutionProvider"
 STEPS = 20
@@ -158,11 +159,6 @@ def run_episode(session, feeds: list[dict], state_shapes: dict, path: Path, what
     return np.stack(logits)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def compare(reference: np.ndarray, candidate: np.ndarray, reduced: bool) -> str:
     """"" when `candidate` matches `reference`, else what differs. fp32: logits within 1e-4 x max(1, max |ref|)
     and identical predictions; fp16/int8: probabilities within 0.05."""
@@ -170,7 +166,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, reduced: bool) -> str:
         return f"logits of shape {candidate.shape} with non-finite values" if candidate.shape == reference.shape else (
             f"logits of shape {candidate.shape}, expected {reference.shape}")
     if reduced:
-        diff = float(np.abs(_softmax(candidate) - _softmax(reference)).max())
+        diff = float(np.abs(softmax(candidate) - softmax(reference)).max())
         return "" if diff <= REDUCED_PROBABILITIES else f"max |probability diff| {diff:.3g} > {REDUCED_PROBABILITIES:g}"
     bound = FP32_LOGITS * max(1.0, float(np.abs(reference).max()))
     diff = float(np.abs(candidate - reference).max())

@@ -91,7 +91,7 @@ def locate(gray: np.ndarray, *, min_contrast: float = 0.2) -> tuple[Box, Box] | 
     for _ in range(2):  # gather nearby strokes, then the strokes near those
         reach = int(np.ceil(NEAR * max(box[2] - box[0], box[3] - box[1])))
         near = big & (x < box[2] + reach) & (x + bw > box[0] - reach) & (y < box[3] + reach) & (y + bh > box[1] - reach)
-        if (near & cut & kept).any():
+        if (near & cut).any():  # `near` holds only big strokes
             return "the character is cut by the frame's edge; move the card into view"
         members |= near & kept
         box = np.array([x[members].min(), y[members].min(), (x + bw)[members].max(), (y + bh)[members].max()])

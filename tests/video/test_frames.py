@@ -118,6 +118,20 @@ def test_a_character_cut_by_the_frame_edge_is_not_found_and_says_so(drawings):
         assert not result.found and "cut by the frame's edge" in result.reason, (c, result.reason)
 
 
+def test_a_character_with_a_stroke_the_frame_edge_cuts_is_not_found(drawings):
+    """The body is in view but a separate stroke of it (a dot above it) runs out of the frame: the character is cut,
+    not a smaller whole character."""
+    rng = np.random.default_rng(6)
+    for c in range(4):
+        frame, box = draw(rng, drawings[c, 0], 240, centre=(300, 320))
+        x, y, w, h = box
+        dot_x = x + w // 2
+        frame[: max(4, y - 20), dot_x - 8 : dot_x + 8] = 45  # a dot from above the frame down to 20 px above the body
+        assert frame_to_input(frame, 20).reason.endswith("the character is cut by the frame's edge; move the card into view")
+        frame[:12, dot_x - 8 : dot_x + 8] = frame[:12, dot_x - 40 : dot_x - 24]  # paper over its top: now whole in view
+        assert frame_to_input(frame, 20).found
+
+
 def test_a_character_a_few_pixels_from_the_frame_edge_is_found(drawings):
     """Blur and the coarse pass carry its strokes onto the frame's edge; only the frame's own outermost pixels say
     whether the frame cuts it."""

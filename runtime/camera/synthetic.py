@@ -237,7 +237,10 @@ class SyntheticCamera(RenderedSession):
         if look["thick"]:
             ink = cv2.dilate(ink.astype(np.uint8), np.ones((look["thick"] + 1,) * 2, np.uint8)).astype(bool)
         ys, xs = np.nonzero(ink)
-        at = cv2.perspectiveTransform(np.stack([xs, ys], -1)[None].astype(np.float32) + 0.5, H)[0]
+        # Each ink pixel's whole square, not its centre: held close, one drawing pixel spans several frame pixels,
+        # and ink whose square reaches the frame's outermost row or column is ink the frame's edge cuts.
+        corners = np.concatenate([np.stack([xs + dx, ys + dy], -1) for dx in (0, 1) for dy in (0, 1)])
+        at = cv2.perspectiveTransform(corners[None].astype(np.float32), H)[0]
         whole = bool(at.min() >= 1.0 and (at[:, 0] <= self.params.width - 1).all()
                      and (at[:, 1] <= self.params.height - 1).all())
         (x0, y0), (x1, y1) = np.floor(at.min(0)), np.ceil(at.max(0))

@@ -10,7 +10,7 @@ from edgemeta.training.presets import PRESETS
 # Options that set a TrainConfig field of the same name over the chosen preset's value.
 TRAIN_FIELDS = ("ways", "instances", "episode_length", "episodes", "batch_size", "lr", "seed", "device", "threads",
                 "val_every", "val_episodes", "ckpt_every", "pretrain_epochs", "encoder_lr_scale", "workers", "sampler",
-                "compile_mode", "span")
+                "compile_mode", "span", "camera_views")
 
 
 @click.command()
@@ -45,6 +45,13 @@ TRAIN_FIELDS = ("ways", "instances", "episode_length", "episodes", "batch_size",
                     "SIGTERM; --resume continues it.")
 @preset_option("encoder_lr_scale", "--encoder-lr-scale", type=click.FloatRange(0, 1),
                help="The encoder's learning rate as a fraction of --lr (0: frozen).")
+@preset_option("camera_views", "--camera-views", type=click.FloatRange(0, 1),
+               help="Share of the examples shown as the symbol camera would see them: a tilted, turned, near or far "
+                    "view of the drawing, another pen, blur, then the demo's own front end (Omniglot only; costs "
+                    "about 0.8 ms of one core per view).")
+@click.option("--init", type=click.Path(exists=True), default=None,
+              help="Start from this checkpoint's weights (a run directory or a .pt with the same model config, e.g. "
+                   "edgemeta/learners/default.pt) instead of fresh ones: a fine-tune. Skips pretraining.")
 @click.option("--no-augment", is_flag=True, help="Turn off the paper's rotation/jitter augmentation.")
 @click.option("--rotations/--no-rotations", default=None,
               help="Augment with 90-degree rotations as new classes.  [default: on for Omniglot, off for image folders]")
@@ -65,7 +72,7 @@ TRAIN_FIELDS = ("ways", "instances", "episode_length", "episodes", "batch_size",
                help="Time steps per compiled graph for --compile (0: 10 on CPU, 1 on CUDA); longer spans run "
                     "faster on a CPU and take longer to compile.")
 def command(data, model_name, model_options, out, eval_episodes, no_augment, rotations, resume, overwrite, compile_,
-            **options):
+            init, **options):
     """Meta-train a learner: every episode brings new classes with freshly shuffled labels.
 
     Checkpoints go to OUT/last.pt (every --ckpt-every optimizer steps) and OUT/best.pt (best validation);
@@ -94,6 +101,9 @@ def command(data, model_name, model_options, out, eval_episodes, no_augment, rot
         given.setdefault("instances", None)
     if "instances" in given:
         given.setdefault("episode_length", None)
+    if init:
+        given["init"] = init
+        given.setdefault("pretrain_epochs", 0)  # the encoder comes with the checkpoint
     if custom:
         given["model"] = named  # the learner's name in its checkpoint, export metadata and model card
     cfg = chosen.train_config(data=data, augment=not no_augment, rotations=rotations, compile=compile_, **given)

@@ -71,6 +71,10 @@ class EpisodeSampler:
       class), and each example shifted/rotated slightly.
     rotate: whether augment includes the 90-degree class rotations (an Omniglot trick: a rotated character
       is a plausible new character, a rotated photo is not); the small jitter stays either way.
+    camera_views: the share of examples replaced by a camera view of their drawing (data/camera_views.py):
+      what the demo's symbol front end makes of it. Those skip the jitter (the front end re-centres them);
+      the class rotations apply to them as to the rest.
+    drawings: with camera_views, the 105 x 105 drawings (paper = 1) behind `images`, (n_classes, drawings, 105, 105).
     """
 
     def __init__(
@@ -82,6 +86,8 @@ class EpisodeSampler:
         steps: int | None = None,
         augment: bool = False,
         rotate: bool = True,
+        camera_views: float = 0.0,
+        drawings: np.ndarray | None = None,
     ):
         if (instances is None) == (steps is None):
             raise ValueError("give exactly one of instances or steps")
@@ -97,6 +103,13 @@ class EpisodeSampler:
         self.steps = steps
         self.augment = augment
         self.rotate = rotate
+        if not 0.0 <= camera_views <= 1.0:
+            raise ValueError(f"camera_views is a share of the examples, in [0, 1]; got {camera_views}")
+        if camera_views and (drawings is None or drawings.shape[:2] != images.shape[:2]):
+            raise ValueError("camera_views needs the drawings behind the images, (n_classes, drawings, 105, 105); got "
+                             f"{None if drawings is None else drawings.shape} for images {images.shape}")
+        self.camera_views = camera_views
+        self.drawings = drawings
 
     def counts(self, ways: int) -> np.ndarray:
         """Examples of each of `ways` classes: `instances` each, or `steps` split as evenly as possible."""
@@ -127,13 +140,19 @@ class EpisodeSampler:
                 reps = -(-len(where) // n_drawings)
                 drawing[where] = np.concatenate([rng.permutation(n_drawings) for _ in range(reps)])[: len(where)]
             imgs = self.images[classes[cls_seq], drawing]
+            viewed = np.zeros(steps, bool)
+            if self.camera_views:  # before the class rotations: a rotated class is seen through the camera too
+                from edgemeta.data.camera_views import camera_views
+
+                viewed = rng.random(steps) < self.camera_views
+                imgs[viewed] = camera_views(self.drawings[classes[cls_seq[viewed]], drawing[viewed]], rng, size)
             if self.augment and self.rotate:
                 quarter = rng.integers(0, 4, size=ways)[cls_seq]
                 for q in (1, 2, 3):
                     sel = quarter == q
                     imgs[sel] = np.rot90(imgs[sel], k=q, axes=(1, 2))
             if self.augment:
-                imgs = jitter(imgs, rng)
+                imgs[~viewed] = jitter(imgs[~viewed], rng)
             out[b] = imgs
             labels[b] = label_of[cls_seq]
         return Episodes(images=out, labels=labels, instance=instance_index(labels), ways=ways)

@@ -21,6 +21,7 @@ class EpisodeTask:
     train_images: np.ndarray  # (classes, images, S, S) float32
     validation_images: np.ndarray
     rotations: bool
+    train_drawings: np.ndarray | None = None  # (classes, images, 105, 105) paper masks, for camera views
 
     def _setup(self, model_cfg, cfg) -> None:
         from edgemeta.data.episodes import EpisodeSampler
@@ -29,7 +30,8 @@ class EpisodeTask:
             raise EdgemetaError(f"--ways {cfg.ways[1]} exceeds the model's {model_cfg.num_classes} classes")
         self.rotate = self.rotations if cfg.rotations is None else cfg.rotations
         self.train = EpisodeSampler(self.train_images, model_cfg.num_classes, cfg.ways, instances=cfg.instances,
-                                    steps=cfg.episode_length, augment=cfg.augment, rotate=self.rotate)
+                                    steps=cfg.episode_length, augment=cfg.augment, rotate=self.rotate,
+                                    camera_views=cfg.camera_views, drawings=self.train_drawings)
 
     def device_sampler(self, model_cfg, cfg, device):
         import torch
@@ -52,10 +54,13 @@ class OmniglotTask(EpisodeTask):
     def __init__(self, model_cfg, cfg):
         from edgemeta.runtime.omniglot import load_omniglot, split_classes
 
-        images = load_omniglot(cfg.data).images(model_cfg.image_size)
+        omniglot = load_omniglot(cfg.data)
+        images = omniglot.images(model_cfg.image_size)
         split = split_classes()
         self.train_images = images[split["train"]]
         self.validation_images = images[split["validation"]]
+        if cfg.camera_views:
+            self.train_drawings = omniglot.drawings(split["train"])
         self._setup(model_cfg, cfg)
 
     def describe(self) -> dict:
@@ -70,6 +75,9 @@ class FolderTask(EpisodeTask):
     def __init__(self, model_cfg, cfg):
         from edgemeta.data.image_folder import load_image_folder
 
+        if cfg.camera_views:
+            raise EdgemetaError("--camera-views shows Omniglot drawings as the symbol camera would; an image folder "
+                                "has no such drawings: drop it")
         per_class = cfg.instances or 1
         self.dataset = load_image_folder(cfg.data, ways=cfg.ways[1], instances=per_class)
         parts = self.dataset.split_images(model_cfg.image_size)

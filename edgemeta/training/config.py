@@ -42,6 +42,8 @@ class TrainConfig:
     span: int = 0  # time steps per compiled graph; 0: 10 on CPU, 1 on CUDA (compiled_step.default_span)
     pretrain_epochs: int = 0  # conv encoder: epochs as a character classifier before meta-training (training/pretrain.py)
     encoder_lr_scale: float = 1.0  # the encoder's learning rate as a fraction of lr (0: frozen after pretraining)
+    camera_views: float = 0.0  # share of the examples seen as the symbol camera would (data/camera_views.py); Omniglot only
+    init: str | None = None  # a checkpoint whose weights start the run (same model config), instead of fresh ones and pretraining
 
     def __post_init__(self) -> None:
         if isinstance(self.ways, int):
@@ -61,6 +63,13 @@ class TrainConfig:
             raise EdgemetaError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
         if not self.encoder_lr_scale >= 0:
             raise EdgemetaError(f"encoder_lr_scale must be >= 0, got {self.encoder_lr_scale}")
+        if not 0.0 <= self.camera_views <= 1.0:
+            raise EdgemetaError(f"camera_views is a share of the examples, in [0, 1]; got {self.camera_views}")
+        if self.camera_views and self.sampler == "device":
+            raise EdgemetaError("--camera-views runs the camera front end (numpy + OpenCV) on the host; drop --sampler device")
+        if self.init and self.pretrain_epochs:
+            raise EdgemetaError("--init starts from a trained checkpoint's weights, encoder included; pretraining would "
+                                "replace its encoder: drop --pretrain-epochs (or set it to 0)")
         if self.workers < 0:
             raise EdgemetaError(f"workers must be >= 0, got {self.workers}")
         if self.sampler not in SAMPLERS:
@@ -82,8 +91,13 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ways"] = list(self.ways)
+        # Options left at their defaults are not stored: runs that never chose keep the config they always stored.
         if self.rotations is None:
-            del d["rotations"]  # the data set's default: runs that never chose keep the config they always stored
+            del d["rotations"]
+        if not self.camera_views:
+            del d["camera_views"]
+        if self.init is None:
+            del d["init"]
         return d
 
     @classmethod

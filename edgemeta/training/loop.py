@@ -50,7 +50,9 @@ def param_groups(learner, cfg: TrainConfig) -> list[dict]:
 
 
 def uses_device_sampler(cfg: TrainConfig, device: torch.device) -> bool:
-    return cfg.sampler == "device" or (cfg.sampler == "auto" and device.type == "cuda" and not cfg.workers)
+    # camera views run the front end on the host (numpy + OpenCV)
+    return cfg.sampler == "device" or (cfg.sampler == "auto" and device.type == "cuda" and not cfg.workers
+                                       and not cfg.camera_views)
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
@@ -129,12 +131,13 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
                             "(use --model default, or drop the option)")
     # The data before --out: a missing or malformed dataset is reported before anything is written.
     task = training_task(model_cfg, cfg)
+    init = _matching(load_checkpoint(cfg.init), model_cfg) if cfg.init else None
     existed = out.exists()
     ckpt, pretrain_ckpt, message, error, lock = _resume_point(out, model_cfg, cfg, resume, overwrite, ctx)
     try:
         if error:
             raise EdgemetaError(error)
-        return _train_locked(model_cfg, cfg, out, progress, log, ctx, device, task, ckpt, pretrain_ckpt, message)
+        return _train_locked(model_cfg, cfg, out, progress, log, ctx, device, task, ckpt, pretrain_ckpt, message, init)
     except KeyboardInterrupt:
         if ctx.is_main and not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # stopped before anything was saved: no empty run folder stays behind
@@ -146,7 +149,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, resume: bool, pr
 
 
 def _train_locked(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, progress: bool, log, ctx, device: torch.device,
-                  task, ckpt, pretrain_ckpt, message) -> dict:
+                  task, ckpt, pretrain_ckpt, message, init=None) -> dict:
     from tqdm import tqdm
 
     from edgemeta.evaluation.accuracy import accuracy_by_instance
@@ -192,6 +195,10 @@ def _train_locked(model_cfg: ModelConfig, cfg: TrainConfig, out: Path, progress:
             log(f"learning rate: base {cfg.lr:g} from --lr (the checkpoint's run used {old_lr:g})")
     fresh = ckpt is None
     del ckpt
+    if fresh and init is not None:
+        learner.load_state_dict(init["model"])
+        log(f"starting from the weights of {init['path']} (step {init['step']})")
+    del init
 
     def payload(metrics: dict) -> dict:
         return {**training_payload(cfg.task, model_cfg, cfg, learner, opt, sched, step, metrics), "dataset": task.describe()}

@@ -48,6 +48,7 @@ def render(meta: dict, model, report: dict) -> str:
         f"- trained on episodes of {meta['episode_steps']} steps; only the batch axis B is dynamic",
         *([f"- input: RGB in [0, 1], {meta['input_channels']} channels, its normalisation inside the graph; "
            f"front end `{meta.get('front_end', 'symbol')}`"] if meta.get("input_channels", 1) != 1 else []),
+        *_training_lines(meta.get("config", {}).get("train") or {}),
         "",
         "## Inputs and outputs",
         "",
@@ -71,6 +72,18 @@ def render(meta: dict, model, report: dict) -> str:
     lines += ["", "## Configuration", "", "```"]
     lines += [f"{part}: {json.dumps(cfg, sort_keys=True)}" for part, cfg in meta["config"].items()] + ["```", ""]
     return "\n".join(lines)
+
+
+def _training_lines(train: dict) -> list[str]:
+    """How training departed from the plain recipe, where it did: camera views, a start from another checkpoint."""
+    lines = []
+    if train.get("camera_views"):
+        lines.append(f"- trained with camera views: {train['camera_views']:.0%} of the examples shown as the symbol "
+                     "front end reads a drawing held up to a camera (tilt, turn, distance, pen, blur; "
+                     "edgemeta/data/camera_views.py)")
+    if train.get("init"):
+        lines.append(f"- fine-tuned from `{train['init']}`")
+    return lines
 
 
 def _opset(model) -> int:

@@ -54,3 +54,20 @@ def test_init_with_another_model_config_is_refused(tmp_path, data_dir, capsys):
                  str(tmp_path / "run"), "--episodes", "1", "--threads", "1"])
     assert code != 0
     assert "different model config" in capsys.readouterr().err
+
+
+def test_the_model_card_says_the_learner_saw_camera_views():
+    import json
+
+    import onnx
+
+    from edgemeta.export.model_card import render
+
+    learners = SHIPPED.parents[2] / "runtime" / "learners"
+    report = json.loads((learners / "mann.json").read_text())["export"]
+    model = onnx.load(learners / "mann.onnx")
+    assert "camera views" not in render(report["metadata"], model, report)
+    report["metadata"]["config"]["train"].update(camera_views=0.5, init="edgemeta/learners/default.pt")
+    card = render(report["metadata"], model, report)
+    assert "- trained with camera views: 50% of the examples" in card
+    assert "- fine-tuned from `edgemeta/learners/default.pt`" in card

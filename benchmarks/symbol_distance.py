@@ -2,17 +2,20 @@
 side by side, on synthetic sessions with the card near, in the middle distance, far, and off-centre.
 
     python benchmarks/symbol_distance.py [--model M] [--seeds 3] [--shots 5] [--fps-frames 300] [--runs 3] [--drawings]
+                                         [--threshold 0.5] [--novelty-threshold 0.5]
 
 For each session kind and seed, a synthetic session (5 classes, `--shots` shots each) runs through the headless
 demo loop, taught one shot per class from its ground truth, once with each front end. It prints, per kind and
 front end: "found" on the frames that show a whole character (and on those the frame edge cuts, which should be
-"not found"), and on the untaught frames after one taught shot the share named right, wrong and "?"; then the
+"not found"), and on the untaught frames after one taught shot the share named right, wrong and "?". A stranger
+session per kind and seed (6 classes, the 6th never taught) gives the share of the stranger's frames, once all
+five others are taught, that the demo refuses with "?" (the price of a looser "?" rule). Then the
 frame -> input cost per frame, and the headless loop's frames/s on a 640x480 clip of a `far` and a `near` session
 (decode + frame -> input in the capture thread, learner step + overlay in the loop, as in the demo).
 With --drawings a third row per kind feeds the learner each card frame's drawing itself, preprocessed as in
 training (no camera): what the same sessions get with a perfect front end.
 Targets (printed, not asserted): >= 95% right at every distance, found on >= 98% of whole-character frames,
-the loop >= 300 frames/s.
+the loop >= 300 frames/s. --threshold and --novelty-threshold are the demo's "?" rule (edgemeta demo's options).
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ def front_end(name: str, size: int):
     return lambda frame: frame_to_input(frame, size)  # the whole frame (the drawings replace it on card frames)
 
 
-def session(model: str, uri: str, prepare_name: str) -> dict:
+def session(model: str, uri: str, prepare_name: str, rule: dict) -> dict:
     """One session through the headless loop, taught one shot per class; what was found and named."""
     from edgemeta.runtime.camera.frames import FrameResult
     from edgemeta.runtime.camera.scoring import NO_SYMBOL, RIGHT, UNKNOWN, WRONG
@@ -76,11 +79,38 @@ def session(model: str, uri: str, prepare_name: str) -> dict:
             return captured
 
     with Learner.load(model, threads=1) as learner:
-        core = DemoCore(learner)
+        core = DemoCore(learner, **rule)
         with TallyingFeed(VideoSource(uri), front_end(prepare_name, core.size)) as feed:
             result = run_headless(feed, core, shots_to_teach=1, progress=False, echo=lambda line: None)
     after_one = result.curve.tallies.get(1)
     return {**counts, **{k: (after_one.counts[k] if after_one else 0) for k in (RIGHT, WRONG, UNKNOWN, NO_SYMBOL)}}
+
+
+def stranger_session(model: str, uri: str, rule: dict) -> tuple[int, int]:
+    """A session whose last class is never taught (the others: one shot each, the middle frame of their first
+    shot) through the whole-frame search -> (the stranger's frames found once all others are taught, refused)."""
+    from edgemeta.runtime.camera.sources import VideoSource
+    from edgemeta.runtime.demo.core import DemoCore
+    from edgemeta.runtime.demo.events import read_log
+    from edgemeta.runtime.demo.feed import FrameFeed
+    from edgemeta.runtime.demo.headless import run_headless
+    from edgemeta.runtime.learner import Learner
+
+    source = VideoSource(uri)
+    camera = source.backend
+    stranger = camera.params.classes - 1
+    truths = [camera.truth_of(i) for i in range(len(source))]
+    events = {t.frame: t.label for t in truths
+              if t.card and t.class_shot == 0 and t.shot_frame == camera.middle_frame and t.label != stranger}
+    with tempfile.TemporaryDirectory() as tmp, Learner.load(model, threads=1) as learner:
+        core = DemoCore(learner, **rule)
+        with FrameFeed(source, front_end("whole frame", core.size)) as feed:
+            result = run_headless(feed, core, events=events, log=Path(tmp) / "log.jsonl", progress=False,
+                                  echo=lambda line: None)
+        _, records = read_log(result.log)
+    all_taught = max(events) if events else len(truths)
+    shown = [r for r in records if r["frame"] > all_taught and r.get("truth") == stranger and r["found"]]
+    return len(shown), sum(r["unknown"] or r["pred"] is None for r in shown)
 
 
 def fps_run(model: str, video: str, prepare_name: str, events: dict, frames: int) -> tuple[float, int]:
@@ -107,7 +137,11 @@ def main(argv=None) -> int:
     ap.add_argument("--fps-frames", type=int, default=300, help="frames in each clip of the frames/s measurement")
     ap.add_argument("--runs", type=int, default=3, help="runs of each clip and front end (the median is printed)")
     ap.add_argument("--drawings", action="store_true", help="also feed each card frame's drawing itself (no camera)")
+    ap.add_argument("--threshold", type=float, default=0.5, help="say '?' below this confidence (the demo's option)")
+    ap.add_argument("--novelty-threshold", type=float, default=0.5,
+                    help="say '?' above this novelty (the demo's option)")
     args = ap.parse_args(argv)
+    rule = {"threshold": args.threshold, "novelty_threshold": args.novelty_threshold}
 
     from edgemeta import EdgemetaError
     from edgemeta.runtime.demo.core import configure_opencv, resolve_model
@@ -116,21 +150,28 @@ def main(argv=None) -> int:
     try:
         model = str(resolve_model(args.model))
         print(f"model {Path(model).name}; 5 classes, {args.shots} shots each, one shot per class taught; "
-              f"seeds 0-{args.seeds - 1} per kind")
+              f"seeds 0-{args.seeds - 1} per kind; '?' below confidence {args.threshold} or above novelty "
+              f"{args.novelty_threshold}")
         print(f"{'session':<18} {'front end':<15} {'found: whole':>12} {'found: cut':>11} {'found: blank':>12} "
-              f"{'right':>7} {'wrong':>7} {'?':>7}")
+              f"{'right':>7} {'wrong':>7} {'?':>7} {'stranger ?':>10}")
         for kind, query in KINDS.items():
             for name in FRONT_ENDS + ((DRAWINGS,) if args.drawings else ()):
                 total: dict = {}
+                strangers = refused = 0
                 for seed in range(args.seeds):
                     uri = f"synthetic://omniglot?classes=5&shots={args.shots}&seed={seed}&{query}"
-                    for k, v in session(model, uri, name).items():
+                    for k, v in session(model, uri, name, rule).items():
                         total[k] = total.get(k, 0) + v
+                    if name == "whole frame":
+                        shown, said = stranger_session(
+                            model, f"synthetic://omniglot?classes=6&shots={args.shots}&seed={seed}&{query}", rule)
+                        strangers, refused = strangers + shown, refused + said
                 named = total["right"] + total["wrong"] + total["?"]
                 share = lambda a, b: f"{a / b:.1%}" if b else "-"
                 print(f"{kind:<18} {name:<15} {share(total['whole found'], total['whole']):>12} "
                       f"{share(total['cut found'], total['cut']):>11} {share(total['blank found'], total['blank']):>12} "
-                      f"{share(total['right'], named):>7} {share(total['wrong'], named):>7} {share(total['?'], named):>7}")
+                      f"{share(total['right'], named):>7} {share(total['wrong'], named):>7} {share(total['?'], named):>7} "
+                      f"{share(refused, strangers):>10}")
         print("targets: right >= 95% at every distance; found on >= 98% of whole-character frames")
 
         with tempfile.TemporaryDirectory() as tmp:

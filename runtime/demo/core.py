@@ -25,6 +25,7 @@ from edgemeta import EdgemetaError
 from edgemeta.runtime.camera.frames import FrameResult, frame_to_input
 from edgemeta.runtime.camera.overlay import Hud
 from edgemeta.runtime.camera.region_front import FRONT_END as REGION_FRONT_END, region_to_input
+from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, THRESHOLD, says_unknown
 from edgemeta.runtime.learner import LEARNERS_DIR, resolve_learner, shipped_learners
 
 DEFAULT_MODELS = ("default", "mann")  # the product learner first, the paper's MANN as the fallback
@@ -83,7 +84,7 @@ class Observation:
 class DemoCore:
     """Preprocess + predict/teach for one stream, with the demo's rules for naming classes."""
 
-    def __init__(self, learner, threshold: float = 0.5, novelty_threshold: float = 0.5,
+    def __init__(self, learner, threshold: float = THRESHOLD, novelty_threshold: float = NOVELTY_THRESHOLD,
                  region: tuple[int, int, int, int] | None = None):
         self.learner = learner
         self.threshold = float(threshold)
@@ -179,9 +180,7 @@ class DemoCore:
             return
         best = int(taught[np.argmax(probs[taught])])
         obs.probs, obs.pred, obs.confidence = probs, best, float(probs[best])
-        obs.unknown = obs.confidence < self.threshold or (
-            obs.novelty is not None and obs.novelty > self.novelty_threshold
-        )
+        obs.unknown = says_unknown(obs.confidence, obs.novelty, self.threshold, self.novelty_threshold)
 
 
 def configure_opencv() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from edgemeta import EdgemetaError
 from edgemeta.cli import main
+from edgemeta.devices import profiles
 from edgemeta.runtime.camera import sources
 from edgemeta.runtime.learner import LEARNERS_DIR
 
@@ -35,6 +36,8 @@ def board_home(tmp_path, monkeypatch):
     release = tmp_path / "nv_tegra_release"
     release.write_text("# R36 (release), REVISION: 4.0, GCID: 1\n")
     monkeypatch.setattr(sources, "L4T_RELEASE_FILE", release)  # `--source 0` as on a Jetson
+    # The boards keep learned state in /var/lib/edgemeta; here it goes to the home folder, never the machine's.
+    monkeypatch.setattr(profiles.Profile, "state_file", property(lambda self: tmp_path / "state" / "state.npz"))
     return tmp_path
 
 

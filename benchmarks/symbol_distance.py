@@ -2,7 +2,7 @@
 side by side, on synthetic sessions with the card near, in the middle distance, far, and off-centre.
 
     python benchmarks/symbol_distance.py [--model M] [--seeds 3] [--shots 5] [--fps-frames 300] [--runs 3] [--drawings]
-                                         [--threshold 0.5] [--novelty-threshold 0.5]
+                                         [--threshold T] [--novelty-threshold N]
 
 For each session kind and seed, a synthetic session (5 classes, `--shots` shots each) runs through the headless
 demo loop, taught one shot per class from its ground truth, once with each front end. It prints, per kind and
@@ -28,6 +28,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from synthetic_clip import record_session  # benchmarks/ is on sys.path: these run as scripts
+
+from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, THRESHOLD, default_threshold
 
 KINDS = {  # synthetic:// parameters of each session kind: the card's side in a 640x480 frame, offset, tilt
     "near": "card=560&tilt=20",
@@ -137,9 +139,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fps-frames", type=int, default=300, help="frames in each clip of the frames/s measurement")
     ap.add_argument("--runs", type=int, default=3, help="runs of each clip and front end (the median is printed)")
     ap.add_argument("--drawings", action="store_true", help="also feed each card frame's drawing itself (no camera)")
-    ap.add_argument("--threshold", type=float, default=0.5, help="say '?' below this confidence (the demo's option)")
-    ap.add_argument("--novelty-threshold", type=float, default=0.5,
-                    help="say '?' above this novelty (the demo's option)")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help=f"say '?' below this confidence (the demo's option) [{THRESHOLD} with a novelty head, else 0.5]")
+    ap.add_argument("--novelty-threshold", type=float, default=NOVELTY_THRESHOLD,
+                    help="say '?' above this novelty (the demo's option) [%(default)s]")
     args = ap.parse_args(argv)
     rule = {"threshold": args.threshold, "novelty_threshold": args.novelty_threshold}
 
@@ -149,8 +152,13 @@ def main(argv=None) -> int:
     configure_opencv()
     try:
         model = str(resolve_model(args.model))
+        if args.threshold is None:
+            from edgemeta.runtime.learner import Learner
+
+            with Learner.load(model, threads=1) as learner:
+                rule["threshold"] = default_threshold(learner.has_novelty)
         print(f"model {Path(model).name}; 5 classes, {args.shots} shots each, one shot per class taught; "
-              f"seeds 0-{args.seeds - 1} per kind; '?' below confidence {args.threshold} or above novelty "
+              f"seeds 0-{args.seeds - 1} per kind; '?' below confidence {rule['threshold']} or above novelty "
               f"{args.novelty_threshold}")
         print(f"{'session':<18} {'front end':<15} {'found: whole':>12} {'found: cut':>11} {'found: blank':>12} "
               f"{'right':>7} {'wrong':>7} {'?':>7} {'stranger ?':>10}")

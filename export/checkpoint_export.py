@@ -59,7 +59,19 @@ def checkpoint_metadata(ckpt: dict) -> dict:
         # an RGB learner's front end (runtime/camera/region_front.py) and every data set and weight file it
         # was made from, with provenance and licence
         **{k: ckpt[k] for k in ("front_end", "provenance") if ckpt.get(k)},
+        # an Omniglot learner's (a folder-trained one has a `dataset` and is the user's to describe)
+        **({"provenance": OMNIGLOT_PROVENANCE} if ckpt.get("task", "omniglot") == "omniglot"
+           and not ckpt.get("dataset") and not ckpt.get("provenance") else {}),
     }
+
+
+# Where an Omniglot learner's data comes from (the data folder's README says how it was obtained).
+OMNIGLOT_PROVENANCE = [{
+    "what": "Omniglot, images_background (training) and images_evaluation (validation and test), Lake et al. 2015",
+    "source": "https://github.com/brendenlake/omniglot; PNGs as committed in AntreasAntoniou/HowToTrainYourMAMLPytorch "
+              "at 86964701 (see the data folder's README)",
+    "licence": "MIT (Copyright (c) 2015 Brenden Lake); the copy's repository: MIT",
+}]
 
 
 def export_checked(learner, metadata: dict, origin: dict, out_dir: Path, tmp: Path, trt, fp16, max_batch, log, data,

@@ -4,7 +4,7 @@
 
 writes edgemeta/learners/<name>.pt (weights + configs + metrics, no optimizer state: small),
 runtime/learners/<name>.onnx (what the torch-free runtime and the demo load),
-runtime/learners/<name>-int8.onnx (int8 weights for CPUs, export/int8.py) and
+runtime/learners/<name>-int8.onnx (int8 weights for CPUs, export/int8.py; not with --no-int8) and
 runtime/learners/<name>.json (the export report: parity numbers, evaluation table).
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--ways", type=int, default=5)
+    ap.add_argument("--no-int8", action="store_true", help="ship no int8 variant (and remove an old one)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -42,11 +43,15 @@ def main() -> None:
         save_checkpoint(tmp / "best.pt", slim)
         result = run_eval(tmp / "best.pt", ways=args.ways, instances=10, episodes=args.episodes, seed=0,
                           device="cpu", out_dir=tmp)
-        report = export_checkpoint(tmp / "best.pt", tmp / "export", int8=True)
+        report = export_checkpoint(tmp / "best.pt", tmp / "export", int8=not args.no_int8)
         (REPO / "edgemeta" / "learners").mkdir(exist_ok=True)
         shutil.copyfile(tmp / "best.pt", REPO / "edgemeta" / "learners" / f"{args.name}.pt")
         shutil.copyfile(tmp / "export" / "learner.onnx", REPO / "runtime" / "learners" / f"{args.name}.onnx")
-        shutil.copyfile(tmp / "export" / "learner.int8.onnx", REPO / "runtime" / "learners" / f"{args.name}-int8.onnx")
+        int8 = REPO / "runtime" / "learners" / f"{args.name}-int8.onnx"
+        if args.no_int8:
+            int8.unlink(missing_ok=True)  # an int8 file of other weights would no longer match
+        else:
+            shutil.copyfile(tmp / "export" / "learner.int8.onnx", int8)
         shutil.copyfile(tmp / "eval.png", REPO / "docs" / "images" / f"eval_{args.name}.png")
     atomic_write_text(REPO / "runtime" / "learners" / f"{args.name}.json",
                       json.dumps({"eval": result, "export": report}, indent=2, default=str) + "\n")

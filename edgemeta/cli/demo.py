@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgemeta.cli.options import data_option
-from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, THRESHOLD
+from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, THRESHOLD, THRESHOLD_WITHOUT_NOVELTY
 
 DEFAULT_SOURCE = "synthetic://omniglot"
 
@@ -58,8 +58,9 @@ def _a_number(ctx, param, value):
 @click.option("--shots-to-teach", type=click.IntRange(0, 20), default=3, show_default=True, metavar="K",
               help="Headless on synthetic:// without --script: teach the first K shots of each class.")
 @click.option("--max-frames", type=click.IntRange(1), default=None, metavar="N", help="Stop after N frames.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=THRESHOLD, show_default=True, metavar="T", callback=_a_number,
-              help="Say '?' when the confidence is below T.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, metavar="T", callback=_a_number,
+              help=f"Say '?' when the confidence is below T.  [default: {THRESHOLD} for a learner with a novelty "
+                   f"head, else {THRESHOLD_WITHOUT_NOVELTY}]")
 @click.option("--novelty-threshold", type=click.FloatRange(0, 1), default=NOVELTY_THRESHOLD, show_default=True, callback=_a_number,
               help="Say '?' when the learner's novelty output is above this (learners with a novelty head).")
 @click.option("--region", default=None, metavar="X,Y,W,H", callback=_a_region,

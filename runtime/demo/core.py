@@ -25,7 +25,7 @@ from edgemeta import EdgemetaError
 from edgemeta.runtime.camera.frames import FrameResult, frame_to_input
 from edgemeta.runtime.camera.overlay import Hud
 from edgemeta.runtime.camera.region_front import FRONT_END as REGION_FRONT_END, region_to_input
-from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, THRESHOLD, says_unknown
+from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, default_threshold, says_unknown
 from edgemeta.runtime.learner import LEARNERS_DIR, resolve_learner, shipped_learners
 
 DEFAULT_MODELS = ("default", "mann")  # the product learner first, the paper's MANN as the fallback
@@ -84,10 +84,12 @@ class Observation:
 class DemoCore:
     """Preprocess + predict/teach for one stream, with the demo's rules for naming classes."""
 
-    def __init__(self, learner, threshold: float = THRESHOLD, novelty_threshold: float = NOVELTY_THRESHOLD,
+    def __init__(self, learner, threshold: float | None = None, novelty_threshold: float = NOVELTY_THRESHOLD,
                  region: tuple[int, int, int, int] | None = None):
         self.learner = learner
-        self.threshold = float(threshold)
+        # None: the rule's default for this learner (runtime/demo/unknown_rule.py)
+        self.threshold = float(default_threshold(bool(getattr(learner, "has_novelty", False)))
+                               if threshold is None else threshold)
         self.novelty_threshold = float(novelty_threshold)
         self.size = int(learner.input_size)
         self.num_classes = int(learner.num_classes)

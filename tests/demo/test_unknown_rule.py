@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgemeta.runtime.demo.core import DemoCore
-from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, THRESHOLD, says_unknown
+from edgemeta.runtime.demo.unknown_rule import NOVELTY_THRESHOLD, THRESHOLD, THRESHOLD_WITHOUT_NOVELTY, says_unknown
 
 
 @pytest.mark.parametrize("confidence, novelty, unknown", [
@@ -23,7 +23,16 @@ def test_the_cli_defaults_are_the_rule():
     from edgemeta.cli.demo import command
 
     defaults = {p.name: p.default for p in command.params}
-    assert defaults["threshold"] == THRESHOLD and defaults["novelty_threshold"] == NOVELTY_THRESHOLD
+    assert defaults["threshold"] is None  # the learner's: see the next test
+    assert defaults["novelty_threshold"] == NOVELTY_THRESHOLD
+
+
+@pytest.mark.parametrize("has_novelty, threshold", [(True, THRESHOLD), (False, THRESHOLD_WITHOUT_NOVELTY)])
+def test_a_learner_without_a_novelty_head_keeps_a_higher_confidence_bar(has_novelty, threshold):
+    learner = _Learner()
+    learner.has_novelty = has_novelty
+    assert DemoCore(learner).threshold == threshold
+    assert DemoCore(learner, threshold=0.7).threshold == 0.7  # the user's, when given
 
 
 class _Prediction:
@@ -34,7 +43,7 @@ class _Prediction:
 class _Learner:
     """Two classes taught of four; the next prediction is whatever the test sets."""
 
-    input_size, num_classes, counts, num_taught, metadata = 28, 4, [1, 1, 0, 0], 2, {}
+    input_size, num_classes, counts, num_taught, metadata, has_novelty = 28, 4, [1, 1, 0, 0], 2, {}, True
 
     def __init__(self):
         self.next = None

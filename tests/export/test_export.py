@@ -272,3 +272,13 @@ def test_cli_export_prints_parity_and_writes_the_directory(tmp_path, capsys, mon
     meta = json.loads((tmp_path / "exp" / contract.EXPORT_REPORT_FILE).read_text())["metadata"]
     assert meta["model_id"] == model_id(learner_from_checkpoint(load_checkpoint(tmp_path / "run")))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging leftovers
+
+
+def test_an_omniglot_learners_card_names_its_data_and_licence(tmp_path):
+    """The model card of a learner trained on Omniglot says where the data came from and under which licence."""
+    from edgemeta.export.checkpoint_export import OMNIGLOT_PROVENANCE
+
+    make_checkpoint(tmp_path / "c.pt", FLAT, model="mann", ways=(3, 3), instances=5)
+    export_checkpoint(tmp_path / "c.pt", tmp_path / "export", log=lambda line: None)
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "MIT (Copyright (c) 2015 Brenden Lake)" in card and OMNIGLOT_PROVENANCE[0]["what"] in card

@@ -97,7 +97,11 @@ def test_opset_is_checked_against_the_profiles_tensorrt():
 @pytest.mark.parametrize("name", ["mann", "default"])
 def test_shipped_learners_are_ready_and_their_int8_files_are_not(name):
     assert check_model(onnx.load(LEARNERS_DIR / f"{name}.onnx"))["ok"]
-    text = problems(onnx.load(LEARNERS_DIR / f"{name}-int8.onnx"))
+    int8 = LEARNERS_DIR / f"{name}-int8.onnx"
+    if name == "default":  # default ships no int8 file: its int8 predictions miss the export's parity gate
+        assert not int8.exists()
+        return
+    text = problems(onnx.load(int8))
     assert "MatMulInteger" in text and "DynamicQuantizeLinear" in text
 
 

@@ -4,8 +4,8 @@ The confidence is the learner's probability for the best class taught so far, am
 taught shot a camera-trained learner is right but unsure on some later views of its class, so the confidence
 bar stays low. The novelty head is what refuses a class never taught; a higher novelty bar names a few more
 later views right and refuses fewer strangers. A learner without a novelty head (the paper's MANN) says "new"
-only by spreading its probability, so its confidence bar stays higher. benchmarks/symbol_distance.py measures both sides
-(docs/benchmarks.md); `edgemeta demo --threshold` and `--novelty-threshold` move them.
+only by spreading its probability, so its confidence bar stays higher. benchmarks/symbol_distance.py measures
+both sides (docs/benchmarks.md); `edgemeta demo --threshold` and `--novelty-threshold` move them.
 """
 from __future__ import annotations
 

@@ -36,8 +36,35 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path) -> None:
             quantize_dynamic(
                 str(onnx_path), str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
                 per_channel=False, extra_options={"MatMulConstBOnly": True},
+                nodes_to_exclude=readout_matmuls(onnx_path),
             )
             Path(out_path).write_bytes(target.read_bytes())
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+_PASS_THROUGH = ("Add", "Slice", "Split", "Reshape", "Squeeze", "Flatten")
+
+
+def readout_matmuls(onnx_path: str | Path) -> list[str]:
+    """The MatMuls whose products reach a graph output through nothing but a bias Add and slicing or reshaping
+    (`_PASS_THROUGH`): readout layers, such as the one that turns the state into logits. They stay float: they
+    are small, and rounding them moves the argmax itself, where rounding the controller's weights only nudges
+    what it feeds."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    outputs = {o.name for o in graph.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def reaches_output(name: str) -> bool:
+        if name in outputs:
+            return True
+        return any(c.op_type in _PASS_THROUGH and any(reaches_output(o) for o in c.output)
+                   for c in consumers.get(name, []))
+
+    return [n.name for n in graph.node if n.op_type == "MatMul" and reaches_output(n.output[0])]

@@ -97,11 +97,7 @@ def test_opset_is_checked_against_the_profiles_tensorrt():
 @pytest.mark.parametrize("name", ["mann", "default"])
 def test_shipped_learners_are_ready_and_their_int8_files_are_not(name):
     assert check_model(onnx.load(LEARNERS_DIR / f"{name}.onnx"))["ok"]
-    int8 = LEARNERS_DIR / f"{name}-int8.onnx"
-    if name == "default":  # default ships no int8 file: its int8 predictions miss the export's parity gate
-        assert not int8.exists()
-        return
-    text = problems(onnx.load(int8))
+    text = problems(onnx.load(LEARNERS_DIR / f"{name}-int8.onnx"))
     assert "MatMulInteger" in text and "DynamicQuantizeLinear" in text
 
 
@@ -137,3 +133,13 @@ def test_export_with_a_device_checks_readiness_against_its_tensorrt(tmp_path, ca
     err = capsys.readouterr().err
     assert "is not TensorRT-ready" in err and "opset" in err, err
     assert not (tmp_path / "old").exists()
+
+
+def test_int8_files_keep_their_readout_layers_float():
+    """The MatMul that turns the state into logits stays float in the int8 file (rounding it moves the argmax)."""
+    from edgemeta.export.int8 import readout_matmuls
+
+    readouts = set(readout_matmuls(LEARNERS_DIR / "default.onnx"))
+    int8 = {n.name: n.op_type for n in onnx.load(LEARNERS_DIR / "default-int8.onnx").graph.node}
+    assert readouts and all(int8.get(name) == "MatMul" for name in readouts), readouts
+    assert "MatMulInteger" in int8.values()  # the controller's weights are int8

@@ -8,9 +8,10 @@ end and normalised by it (runtime/camera/frames.py). `camera_view` makes that fr
 2. pose: one homography, a tilt of the card (a 3-D rotation about a random axis in its plane, seen through
    a pinhole camera), an in-plane rotation, and the distance (how many working pixels the drawing spans);
 3. optics: a Gaussian blur (focus) and sensor noise, on a grey page of random brightness and ink contrast;
-4. the front end itself: `read_region` flattens the lighting, thresholds (Otsu), drops specks, crops to the
-   ink's box, pads it to a square at Omniglot's fill, matches the stroke width and area-resizes: the very
-   code the demo runs, so the training views and the camera meet in one normalisation.
+4. the front end itself, `frame_to_input` with the whole view as its region: it flattens the lighting,
+   thresholds (Otsu), drops specks, crops to the ink's box, pads it to a square at Omniglot's fill, matches
+   the stroke width and area-resizes: the very code the demo runs, so the training views and the camera meet
+   in one normalisation.
 
 It is generic on purpose: no part of the synthetic camera (runtime/camera/synthetic.py) is used, since the
 benchmarks measure with that renderer; training on it would teach the test, not the camera.
@@ -24,11 +25,9 @@ import cv2
 import numpy as np
 
 from edgemeta import EdgemetaError
-from edgemeta.runtime.camera.frames import OMNIGLOT_SIZE, read_region
+from edgemeta.runtime.camera.frames import OMNIGLOT_SIZE, frame_to_input
 from edgemeta.runtime.preprocess import omniglot_to_input
 
-# The front end's options, as the demo calls it (frame_to_input's defaults).
-_FRONT_END = dict(margin=None, work_size=160, min_contrast=0.2, min_ink=0.002, max_ink=0.3, normalize_strokes=True)
 _PEN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
 
@@ -105,7 +104,7 @@ def camera_view(drawing: np.ndarray, rng: np.random.Generator, size: int,
     dark = paper * (1 - rng.uniform(*params.contrast))
     gray = paper - (paper - dark) * view + rng.normal(0, rng.uniform(0, params.noise) * 255, view.shape)
     gray = np.clip(gray + 0.5, 0, 255).astype(np.uint8)
-    found = read_region(gray, size, (0, 0, canvas, canvas), **_FRONT_END)
+    found = frame_to_input(gray, size, roi=(0, 0, canvas, canvas))  # with the demo's own options
     return found.image if found.found else omniglot_to_input(drawing, size)
 
 

@@ -227,6 +227,8 @@ class SyntheticCamera(RenderedSession):
 
     def truth_of(self, i: int) -> FrameTruth:
         """The plan's ground truth, and whether the frame shows the whole character (the rendered pose)."""
+        if self.truth is not None and self.truth.frame == i:  # the frame just read: worked out once, in render()
+            return self.truth
         truth = super().truth_of(i)
         if not truth.card:
             return truth
